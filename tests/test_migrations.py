@@ -1,0 +1,236 @@
+"""queuekit's migrations: they build exactly the models' schema, on every dialect."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from queuekit import migrations
+from queuekit.compat import check_server_version
+from queuekit.errors import SchemaNotMigratedError, UnsupportedDatabaseError
+from queuekit.models import metadata
+
+REPO = Path(__file__).resolve().parent.parent
+QUEUEKIT_TABLES = set(metadata.tables)
+
+
+def _tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def _plain(value: Any) -> Any:
+    """Reflected schema details as comparable plain values."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, sa.types.TypeEngine):
+        return repr(value)
+    if isinstance(value, sa.sql.ClauseElement):
+        return str(value)
+    return value
+
+
+def _snapshot(engine: sa.Engine) -> dict[str, Any]:
+    """Everything reflection tells about queuekit's tables."""
+    inspector = sa.inspect(engine)
+
+    def by_name(items: list[Any]) -> list[Any]:
+        return sorted(_plain(items), key=lambda item: item["name"] or "")
+
+    return {
+        table: {
+            "columns": _plain(inspector.get_columns(table)),
+            "primary_key": _plain(inspector.get_pk_constraint(table)),
+            "foreign_keys": by_name(inspector.get_foreign_keys(table)),
+            "indexes": by_name(inspector.get_indexes(table)),
+            "unique": by_name(inspector.get_unique_constraints(table)),
+            "checks": by_name(inspector.get_check_constraints(table)),
+        }
+        for table in sorted(QUEUEKIT_TABLES)
+    }
+
+
+def test_head_has_no_autogenerate_differences(empty_engine: sa.Engine) -> None:
+    migrations.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts=migrations._context_options())
+        assert compare_metadata(context, metadata) == []
+
+
+def test_migrations_build_what_create_all_builds(empty_engine: sa.Engine) -> None:
+    # Autogenerate ignores partial-index predicates and, on MySQL/MariaDB,
+    # DATETIME precision; comparing reflections of both schemas catches those.
+    metadata.create_all(empty_engine)
+    from_models = _snapshot(empty_engine)
+    metadata.drop_all(empty_engine)
+    migrations.upgrade(empty_engine)
+    assert _snapshot(empty_engine) == from_models
+
+
+def test_upgrade_downgrade_upgrade(empty_engine: sa.Engine) -> None:
+    migrations.upgrade(empty_engine)
+    assert _tables(empty_engine) == QUEUEKIT_TABLES | {migrations.VERSION_TABLE}
+    migrations.downgrade(empty_engine, "base")
+    assert _tables(empty_engine) <= {migrations.VERSION_TABLE}
+    assert migrations.current(empty_engine) is None
+    migrations.upgrade(empty_engine)
+    assert migrations.current(empty_engine) == migrations.head()
+
+
+def test_current_and_check(empty_engine: sa.Engine) -> None:
+    assert migrations.current(empty_engine) is None
+    with pytest.raises(SchemaNotMigratedError, match="queuekit db upgrade"):
+        migrations.check(empty_engine)
+    migrations.upgrade(empty_engine)
+    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0001"
+    migrations.check(empty_engine)
+
+
+def test_check_rejects_a_revision_it_does_not_know(empty_engine: sa.Engine) -> None:
+    migrations.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {migrations.VERSION_TABLE} SET version_num = 'ffff'"))
+    with pytest.raises(SchemaNotMigratedError, match="does not know"):
+        migrations.check(empty_engine)
+
+
+def test_upgrade_in_a_caller_transaction_that_rolls_back(
+    dialect: str, empty_engine: sa.Engine
+) -> None:
+    if dialect == "mariadb":
+        pytest.skip("MariaDB commits DDL implicitly")
+    with empty_engine.connect() as connection:
+        transaction = connection.begin()
+        migrations.upgrade(connection)
+        assert connection.in_transaction()
+        assert migrations.current(connection) == migrations.head()
+        transaction.rollback()
+    assert _tables(empty_engine) == set()
+
+
+def test_upgrade_in_a_caller_transaction_that_commits(empty_engine: sa.Engine) -> None:
+    with empty_engine.begin() as connection:
+        migrations.upgrade(connection)
+    migrations.check(empty_engine)
+
+
+def test_upgrade_on_a_connection_without_transaction_commits(empty_engine: sa.Engine) -> None:
+    with empty_engine.connect() as connection:
+        migrations.upgrade(connection)
+        assert not connection.in_transaction()
+    migrations.check(empty_engine)
+
+
+def test_host_helpers_exclude_queuekit_names() -> None:
+    for name in [*QUEUEKIT_TABLES, migrations.VERSION_TABLE]:
+        assert not migrations.include_name(name, "table", {"schema_name": None})
+        assert not migrations.include_object(metadata.tables.get(name), name, "table", True, None)
+    assert migrations.include_name("users", "table", {"schema_name": None})
+    assert migrations.include_name("ix_users_email", "index", {"table_name": "users"})
+    assert not migrations.include_name("ix_x", "index", {"table_name": "queuekit_jobs"})
+    assert migrations.include_name("public", "schema", {})
+
+    host = sa.MetaData()
+    users = sa.Table("users", host, sa.Column("id", sa.Integer, primary_key=True))
+    jobs = metadata.tables["queuekit_jobs"]
+    assert migrations.include_object(users, "users", "table", False, None)
+    assert migrations.include_object(users.c.id, "id", "column", False, None)
+    assert not migrations.include_object(jobs.c.id, "id", "column", True, None)
+    index = next(iter(jobs.indexes))
+    assert not migrations.include_object(index, index.name, "index", True, None)
+
+
+def test_host_autogenerate_leaves_queuekit_tables_alone(empty_engine: sa.Engine) -> None:
+    migrations.upgrade(empty_engine)
+    host = sa.MetaData()
+    sa.Table("users", host, sa.Column("id", sa.Integer, primary_key=True))
+    with empty_engine.connect() as connection:
+        unfiltered = MigrationContext.configure(connection, opts={"target_metadata": host})
+        removed = {diff[1].name for diff in compare_metadata(unfiltered, host)}
+        assert QUEUEKIT_TABLES | {migrations.VERSION_TABLE} <= removed - {"users"}
+
+        filtered = MigrationContext.configure(
+            connection,
+            opts={
+                "target_metadata": host,
+                "include_name": migrations.include_name,
+                "include_object": migrations.include_object,
+            },
+        )
+        diffs = compare_metadata(filtered, host)
+        assert [(diff[0], diff[1].name) for diff in diffs] == [("add_table", "users")]
+
+
+def test_named_schema_on_postgresql(empty_engine: sa.Engine) -> None:
+    if empty_engine.dialect.name != "postgresql":
+        pytest.skip("named schemas are a PostgreSQL feature here")
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA tenant"))
+    migrations.upgrade(empty_engine, schema="tenant")
+    inspector = sa.inspect(empty_engine)
+    assert set(inspector.get_table_names(schema="tenant")) == QUEUEKIT_TABLES | {
+        migrations.VERSION_TABLE
+    }
+    assert inspector.get_table_names() == []
+    migrations.check(empty_engine, schema="tenant")
+    assert migrations.current(empty_engine) is None
+    migrations.downgrade(empty_engine, "base", schema="tenant")
+    assert set(sa.inspect(empty_engine).get_table_names(schema="tenant")) == {
+        migrations.VERSION_TABLE
+    }
+
+
+def test_alembic_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "QUEUEKIT_DATABASE_URL": url}
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    engine = sa.create_engine(url)
+    migrations.check(engine)
+    engine.dispose()
+
+
+def test_script_location_holds_the_environment() -> None:
+    assert (Path(migrations.script_location()) / "env.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "is_mariadb", "version", "supported"),
+    [
+        ("postgresql", False, (12, 17), False),
+        ("postgresql", False, (13, 0), True),
+        ("sqlite", False, (3, 34, 1), False),
+        ("sqlite", False, (3, 35, 0), True),
+        ("mysql", True, (10, 5, 22, "MariaDB"), False),
+        ("mysql", True, (10, 6, 0), True),
+        ("mariadb", True, (11, 4, 2), True),
+        ("mysql", False, (5, 7, 44), False),
+        ("mysql", False, (8, 0, 36), True),
+        ("oracle", False, (23, 0), False),
+    ],
+)
+def test_check_server_version(
+    name: str, is_mariadb: bool, version: tuple[Any, ...], supported: bool
+) -> None:
+    dialect = SimpleNamespace(name=name, is_mariadb=is_mariadb, server_version_info=version)
+    connection: Any = SimpleNamespace(dialect=dialect)
+    if supported:
+        check_server_version(connection)
+    else:
+        with pytest.raises(UnsupportedDatabaseError):
+            check_server_version(connection)
