@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
+from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from alembic import context
 from queuekit.compat import check_server_version
 from queuekit.migrations import _context_options, _transaction
 

@@ -21,12 +21,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-from alembic import command
 from queuekit.compat import check_server_version
 from queuekit.errors import SchemaNotMigratedError, translate_db_errors
 from queuekit.models import metadata

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from alembic import op
 from queuekit.models import UTCDateTime
 
 revision: str = "queuekit_0001"
@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("completed_steps", JSONDocument, nullable=True),
         sa.Column("failed_steps", JSONDocument, nullable=True),
         sa.Column("retry_from_step", sa.Text(), nullable=True),
-        sa.Column("partial_results", JSONDocument, nullable=False),
+        sa.Column("partial_results", JSONDocument, nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=True),
         sa.CheckConstraint(

@@ -1,0 +1,77 @@
+"""What every dialect module implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Table
+from sqlalchemy.sql.dml import Insert
+
+
+class DialectSupport:
+    """The dialect seam. Subclasses override what their database does differently."""
+
+    #: Dialect family name: ``postgresql``, ``sqlite`` or ``mysql``.
+    name: str = ""
+    #: Isolation level for the transactions queuekit opens itself (None: driver default).
+    isolation_level: str | None = None
+    #: Whether enqueues should emit a wake-up notification.
+    notifies: bool = False
+    #: Whether ``insert_skipping_conflicts(...).returning(id)`` returns only the inserted rows.
+    skip_insert_returns_ids: bool = True
+
+    def prepare_engine(self, engine: Engine) -> None:
+        """Apply per-connection set-up the queue relies on (called once per engine)."""
+
+    def check_version(self, connection: Connection) -> None:
+        """Raise UnsupportedDatabaseError when the server is too old."""
+        raise NotImplementedError
+
+    def now(self) -> ColumnElement[datetime]:
+        """The database server's current time, as stored in UTCDateTime columns."""
+        raise NotImplementedError
+
+    def add_ms(
+        self, moment: ColumnElement[datetime], milliseconds: ColumnElement[int] | int
+    ) -> ColumnElement[datetime]:
+        """``moment`` shifted by a number of milliseconds (column or integer)."""
+        raise NotImplementedError
+
+    def ms_between(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[int]:
+        """Whole milliseconds from ``start`` to ``end``."""
+        raise NotImplementedError
+
+    def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
+        """True where the JSON array column shares at least one element with ``flags``."""
+        raise NotImplementedError
+
+    def upsert(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: Sequence[str],
+        update: Mapping[str, ColumnElement[Any] | str] | None,
+    ) -> Insert:
+        """An INSERT that, on a conflict of ``key``, updates (or with None, keeps) the row.
+
+        ``update`` maps column names to an expression over the existing row, or
+        to the string ``"new"`` for the value the INSERT proposed.
+        """
+        raise NotImplementedError
+
+    def insert_skipping_conflicts(
+        self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
+    ) -> Insert:
+        """An INSERT (rows given at execution) that skips rows whose ``key`` already exists.
+
+        ``values`` holds the columns computed in SQL. Check
+        :attr:`skip_insert_returns_ids` before adding RETURNING to it.
+        """
+        raise NotImplementedError
+
+    def notify(self, connection: Connection) -> None:
+        """Wake listening workers when the current transaction commits."""

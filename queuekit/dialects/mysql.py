@@ -1,0 +1,95 @@
+"""MySQL 8.0+ and MariaDB 10.6+ through PyMySQL: UTC_TIMESTAMP(6), ON DUPLICATE KEY."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    cast,
+    func,
+    literal_column,
+    or_,
+    type_coerce,
+)
+from sqlalchemy.dialects.mysql import insert
+from sqlalchemy.sql.dml import Insert
+
+from queuekit.dialects.base import DialectSupport
+from queuekit.errors import UnsupportedDatabaseError
+from queuekit.models import UTCDateTime
+
+
+class MySQLSupport(DialectSupport):
+    """MySQL 8.0+ / MariaDB 10.6+: SKIP LOCKED claims under READ COMMITTED."""
+
+    name = "mysql"
+    # REPEATABLE READ would keep locks on every row a claim scanned; READ
+    # COMMITTED releases the ones that did not match.
+    isolation_level = "READ COMMITTED"
+    # A no-op ON DUPLICATE KEY UPDATE still reports the existing row; read ids back instead.
+    skip_insert_returns_ids = False
+
+    def check_version(self, connection: Connection) -> None:
+        info = tuple(connection.dialect.server_version_info or (0,))
+        is_mariadb = bool(getattr(connection.dialect, "is_mariadb", False))
+        minimum = (10, 6) if is_mariadb else (8, 0)
+        if info < minimum:
+            product = "MariaDB" if is_mariadb else "MySQL"
+            wanted = ".".join(map(str, minimum))
+            raise UnsupportedDatabaseError(
+                f"{product} {'.'.join(map(str, info))} is too old; queuekit needs {wanted} or newer"
+            )
+
+    def now(self) -> ColumnElement[datetime]:
+        # Columns hold naive UTC, so the clock must be UTC whatever the session time zone.
+        return type_coerce(literal_column("UTC_TIMESTAMP(6)"), UTCDateTime())
+
+    def add_ms(
+        self, moment: ColumnElement[datetime], milliseconds: ColumnElement[int] | int
+    ) -> ColumnElement[datetime]:
+        microseconds = milliseconds * 1000
+        return type_coerce(
+            func.timestampadd(literal_column("MICROSECOND"), microseconds, moment), UTCDateTime()
+        )
+
+    def ms_between(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[int]:
+        micro = func.timestampdiff(literal_column("MICROSECOND"), start, end)
+        return cast(func.floor(micro / 1000), BigInteger())
+
+    def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
+        # JSON_OVERLAPS is missing from MariaDB 10.6; one JSON_CONTAINS per flag works everywhere.
+        return or_(
+            *(func.json_contains(flags_column, func.json_quote(flag)) == 1 for flag in flags)
+        )
+
+    def upsert(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: Sequence[str],
+        update: Mapping[str, ColumnElement[Any] | str] | None,
+    ) -> Insert:
+        statement = insert(table).values(list(rows))
+        if update is None:
+            # Assigning a key column to itself is MySQL's "do nothing on conflict".
+            return statement.on_duplicate_key_update({key[0]: table.c[key[0]]})
+        values = {
+            name: statement.inserted[name] if value == "new" else value
+            for name, value in update.items()
+        }
+        return statement.on_duplicate_key_update(values)
+
+    def insert_skipping_conflicts(
+        self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
+    ) -> Insert:
+        # Assigning the key to itself turns a duplicate into a no-op.
+        return insert(table).values(dict(values)).on_duplicate_key_update({key: table.c[key]})

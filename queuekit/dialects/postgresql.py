@@ -1,0 +1,91 @@
+"""PostgreSQL: statement-time clock, JSONB flags, ON CONFLICT upserts, LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import Interval
+
+from queuekit.dialects.base import DialectSupport
+from queuekit.errors import UnsupportedDatabaseError
+from queuekit.models import UTCDateTime
+
+#: The channel workers LISTEN on; one notification per enqueue transaction.
+NOTIFY_CHANNEL = "queuekit_jobs"
+
+
+class PostgreSQLSupport(DialectSupport):
+    """PostgreSQL 13 and newer, through psycopg 3."""
+
+    name = "postgresql"
+    notifies = True
+
+    def check_version(self, connection: Connection) -> None:
+        info = connection.dialect.server_version_info or (0,)
+        if tuple(info) < (13,):
+            raise UnsupportedDatabaseError(
+                f"PostgreSQL {'.'.join(map(str, info))} is too old; queuekit needs 13 or newer"
+            )
+
+    def now(self) -> ColumnElement[datetime]:
+        # statement_timestamp(): one value per statement, unlike now()'s
+        # transaction start, so long caller transactions still see fresh time.
+        return func.statement_timestamp(type_=UTCDateTime())
+
+    def add_ms(
+        self, moment: ColumnElement[datetime], milliseconds: ColumnElement[int] | int
+    ) -> ColumnElement[datetime]:
+        step = literal_column("interval '1 millisecond'", Interval())
+        return type_coerce(moment + step * milliseconds, UTCDateTime())
+
+    def ms_between(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[int]:
+        return cast(func.floor(func.extract("epoch", end - start) * 1000), BigInteger())
+
+    def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
+        wanted = bindparam(None, list(flags), type_=ARRAY(TEXT))
+        return flags_column.op("?|", return_type=Boolean())(wanted)
+
+    def upsert(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: Sequence[str],
+        update: Mapping[str, ColumnElement[Any] | str] | None,
+    ) -> Insert:
+        statement = insert(table).values(list(rows))
+        if update is None:
+            return statement.on_conflict_do_nothing(index_elements=list(key))
+        values = {
+            name: statement.excluded[name] if value == "new" else value
+            for name, value in update.items()
+        }
+        return statement.on_conflict_do_update(index_elements=list(key), set_=values)
+
+    def insert_skipping_conflicts(
+        self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
+    ) -> Insert:
+        return insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=[key])
+
+    def notify(self, connection: Connection) -> None:
+        # Notifications are transactional and de-duplicated per transaction,
+        # so several enqueues in one transaction wake workers once.
+        connection.execute(func.pg_notify(NOTIFY_CHANNEL, "").select())

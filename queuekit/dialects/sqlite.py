@@ -1,0 +1,122 @@
+"""SQLite: one writer at a time (WAL, busy timeout, BEGIN IMMEDIATE), text timestamps."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    cast,
+    event,
+    exists,
+    func,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.sql.dml import Insert
+
+from queuekit.dialects.base import DialectSupport
+from queuekit.errors import UnsupportedDatabaseError
+from queuekit.models import UTCDateTime
+
+# SQLAlchemy stores SQLite timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff'; SQLite's
+# own clock has millisecond precision, so three zeros pad it to that format and
+# text comparison orders both kinds of value alike.
+_TIMESTAMP = "%Y-%m-%d %H:%M:%f"
+_PREPARED_MARK = "_queuekit_prepared"
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SQLiteSupport(DialectSupport):
+    """SQLite 3.35 and newer (RETURNING, ON CONFLICT), for one host."""
+
+    name = "sqlite"
+
+    def prepare_engine(self, engine: Engine) -> None:
+        if getattr(engine, _PREPARED_MARK, False):
+            return
+        setattr(engine, _PREPARED_MARK, True)
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin,
+            # so that the "begin" hook below can take the write lock up front.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(connection: Connection) -> None:
+            # A deferred transaction that reads and then writes can fail at once
+            # with SQLITE_BUSY when another writer got in between; taking the
+            # write lock at BEGIN makes writers queue on the busy timeout instead.
+            dbapi_connection = connection.connection.dbapi_connection
+            if isinstance(dbapi_connection, sqlite3.Connection) and (
+                dbapi_connection.isolation_level is not None or dbapi_connection.in_transaction
+            ):
+                return
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def check_version(self, connection: Connection) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise UnsupportedDatabaseError(
+                f"SQLite {sqlite3.sqlite_version} is too old; queuekit needs 3.35 or newer"
+            )
+
+    def now(self) -> ColumnElement[datetime]:
+        return type_coerce(func.strftime(_TIMESTAMP, "now").concat("000"), UTCDateTime())
+
+    def add_ms(
+        self, moment: ColumnElement[datetime], milliseconds: ColumnElement[int] | int
+    ) -> ColumnElement[datetime]:
+        modifier: ColumnElement[str] | str
+        if isinstance(milliseconds, int):
+            modifier = f"{milliseconds / 1000:+.3f} seconds"
+        else:
+            modifier = func.printf("%+.3f seconds", milliseconds / 1000.0)
+        shifted = func.strftime(_TIMESTAMP, moment, modifier)
+        return type_coerce(shifted.concat("000"), UTCDateTime())
+
+    def ms_between(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[int]:
+        days = func.julianday(end) - func.julianday(start)
+        return cast(func.round(days * 86_400_000), BigInteger())
+
+    def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
+        elements = func.json_each(flags_column).table_valued("value")
+        return exists(select(1).select_from(elements).where(elements.c.value.in_(list(flags))))
+
+    def upsert(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        key: Sequence[str],
+        update: Mapping[str, ColumnElement[Any] | str] | None,
+    ) -> Insert:
+        statement = insert(table).values(list(rows))
+        if update is None:
+            return statement.on_conflict_do_nothing(index_elements=list(key))
+        values = {
+            name: statement.excluded[name] if value == "new" else value
+            for name, value in update.items()
+        }
+        return statement.on_conflict_do_update(index_elements=list(key), set_=values)
+
+    def insert_skipping_conflicts(
+        self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
+    ) -> Insert:
+        return insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=[key])

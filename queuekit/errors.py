@@ -1,0 +1,110 @@
+"""The queuekit error hierarchy.
+
+Every error queuekit raises derives from :class:`QueueKitError`. Errors caused
+by the caller's arguments also derive from :class:`ValueError`, so code that
+already guards against bad input keeps working. Driver exceptions are
+translated into these classes at one boundary (:func:`translate_db_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+
+class QueueKitError(Exception):
+    """Root of every error raised by queuekit."""
+
+
+class InvalidArgumentError(QueueKitError, ValueError):
+    """An argument has the wrong type or an impossible value."""
+
+
+class JobKeyError(InvalidArgumentError):
+    """A job key mode without a key, or an unknown job key mode."""
+
+
+class InvalidWorkerIdError(InvalidArgumentError):
+    """A worker id is empty, not a string, or longer than 255 characters."""
+
+
+class PayloadValidationError(InvalidArgumentError):
+    """A payload is not a JSON object or does not match its task's schema."""
+
+    def __init__(
+        self,
+        task_identifier: str,
+        errors: list[dict[str, str]],
+        payload: Any,
+    ) -> None:
+        details = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        super().__init__(f"Invalid payload for task {task_identifier!r}: {details}")
+        self.task_identifier = task_identifier
+        self.errors = errors
+        self.payload = payload
+
+
+class InvalidSchemaError(InvalidArgumentError):
+    """A payload schema is not a valid JSON Schema document."""
+
+
+class UnknownRateLimitError(InvalidArgumentError):
+    """A job names a rate-limit key that was never registered."""
+
+
+class SchemaNotMigratedError(QueueKitError):
+    """queuekit's tables are missing or not at the revision this version expects."""
+
+
+class UnsupportedDatabaseError(QueueKitError):
+    """The database dialect or server version is not supported."""
+
+
+class DatabaseError(QueueKitError):
+    """The database failed in a way queuekit cannot attribute to the caller."""
+
+
+class TransientDatabaseError(DatabaseError):
+    """A deadlock, serialization failure or lost connection: retrying may succeed."""
+
+
+_TRANSIENT_MARKERS = (
+    "deadlock",
+    "could not serialize",
+    "serialization failure",
+    "lock wait timeout",
+    "database is locked",
+    "server closed the connection",
+    "connection refused",
+    "lost connection",
+    "gone away",
+    "terminating connection",
+    "connection is closed",
+    "consuming input failed",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a driver error is worth retrying in a new transaction."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    text = str(error).lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Turn SQLAlchemy/driver errors into queuekit errors; the one translation boundary."""
+    try:
+        yield
+    except QueueKitError:
+        raise
+    except sa_exc.DBAPIError as error:
+        if is_transient(error):
+            raise TransientDatabaseError(str(error.orig)) from error
+        raise DatabaseError(str(error.orig)) from error
+    except sa_exc.SQLAlchemyError as error:
+        raise DatabaseError(str(error)) from error

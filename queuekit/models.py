@@ -1,0 +1,247 @@
+"""Declarative models of queuekit's six tables, on one MetaData with a naming convention.
+
+Every table is prefixed ``queuekit_`` so it never collides with the host
+application's tables. Types are portable; PostgreSQL gets JSONB and native
+UUIDs, MySQL/MariaDB microsecond DATETIMEs, SQLite text timestamps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LENGTH = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware.
+
+    PostgreSQL keeps ``timestamptz``; SQLite and MySQL store naive UTC values
+    (microsecond precision on MySQL), which this type converts at the edges.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONDocument = JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+Name = String(NAME_LENGTH)
+
+
+class Base(DeclarativeBase):
+    """Base of queuekit's models; its metadata holds exactly queuekit's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class JobRow(Base):
+    """A queued, running or exhausted job. Completed jobs are deleted."""
+
+    __tablename__ = "queuekit_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    task_identifier: Mapped[str] = mapped_column(Name)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    queue_name: Mapped[str | None] = mapped_column(Name)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("25"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    job_key: Mapped[str | None] = mapped_column(Name, unique=True)
+    job_key_mode: Mapped[str | None] = mapped_column(String(32))
+    flags: Mapped[list[str]] = mapped_column(JSONDocument)
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(Name)
+    correlation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
+    revision: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    rate_limit_key: Mapped[str | None] = mapped_column(
+        Name, ForeignKey("queuekit_rate_limits.key", ondelete="SET NULL")
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "job_key_mode IN ('replace', 'preserve_run_at', 'unsafe_dedupe')", name="job_key_mode"
+        ),
+        CheckConstraint("max_attempts >= 1", name="max_attempts"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        # The claim reads this index in claim order; locked and exhausted jobs
+        # are left out of it on the dialects that support partial indexes.
+        Index(
+            "ix_queuekit_jobs_claim",
+            "priority",
+            "run_at",
+            "id",
+            postgresql_where=text("locked_at IS NULL AND attempts < max_attempts"),
+            sqlite_where=text("locked_at IS NULL AND attempts < max_attempts"),
+        ),
+        Index("ix_queuekit_jobs_queue_name", "queue_name", "locked_at"),
+        Index("ix_queuekit_jobs_locked_at", "locked_at"),
+        Index("ix_queuekit_jobs_task_identifier", "task_identifier"),
+        Index("ix_queuekit_jobs_rate_limit_key", "rate_limit_key"),
+    )
+
+
+class JobQueueRow(Base):
+    """A named queue: at most one of its jobs runs at a time, guarded by this row's lock."""
+
+    __tablename__ = "queuekit_job_queues"
+
+    queue_name: Mapped[str] = mapped_column(Name, primary_key=True)
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(Name)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TaskIdentifierRow(Base):
+    """A task identifier, when it was last used, and its optional payload schema."""
+
+    __tablename__ = "queuekit_task_identifiers"
+
+    identifier: Mapped[str] = mapped_column(Name, primary_key=True)
+    payload_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    schema_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobHistoryRow(Base):
+    """One attempt of one job. Outlives the job; expires at ``expires_at``."""
+
+    __tablename__ = "queuekit_job_history"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    correlation_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    task_identifier: Mapped[str] = mapped_column(Name)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    queue_name: Mapped[str | None] = mapped_column(Name)
+    priority: Mapped[int] = mapped_column(Integer)
+    flags: Mapped[list[str]] = mapped_column(JSONDocument)
+    rate_limit_key: Mapped[str | None] = mapped_column(Name)
+    worker_id: Mapped[str | None] = mapped_column(Name)
+    status: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queue_time_ms: Mapped[int | None] = mapped_column(BigInteger)
+    execution_time_ms: Mapped[int | None] = mapped_column(BigInteger)
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_stack: Mapped[str | None] = mapped_column(Text)
+    completed_steps: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    failed_steps: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    retry_from_step: Mapped[str | None] = mapped_column(Text)
+    partial_results: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('started', 'completed', 'failed', 'partial_success')", name="status"
+        ),
+        Index("ix_queuekit_job_history_job_id", "job_id", "started_at"),
+        Index("ix_queuekit_job_history_status_started_at", "status", "started_at"),
+        Index("ix_queuekit_job_history_started_at", "started_at"),
+        Index("ix_queuekit_job_history_expires_at", "expires_at"),
+        Index("ix_queuekit_job_history_task_identifier", "task_identifier", "started_at"),
+    )
+
+
+class RateLimitRow(Base):
+    """A fixed-window token bucket; ``interval_ms`` is the window length."""
+
+    __tablename__ = "queuekit_rate_limits"
+
+    key: Mapped[str] = mapped_column(Name, primary_key=True)
+    capacity: Mapped[int] = mapped_column(Integer)
+    interval_ms: Mapped[int] = mapped_column(BigInteger)
+    available_tokens: Mapped[int] = mapped_column(Integer)
+    last_refill_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_refill_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("capacity > 0", name="capacity"),
+        CheckConstraint("interval_ms > 0", name="interval_ms"),
+        CheckConstraint(
+            "available_tokens >= 0 AND available_tokens <= capacity", name="tokens_bound"
+        ),
+        Index("ix_queuekit_rate_limits_next_refill_at", "next_refill_at"),
+    )
+
+
+class KnownCrontabRow(Base):
+    """Cron state: when each recurring job's last slot fired."""
+
+    __tablename__ = "queuekit_known_crontabs"
+
+    identifier: Mapped[str] = mapped_column(Name, primary_key=True)
+    known_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_execution: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+metadata = Base.metadata
+jobs = cast(Table, JobRow.__table__)
+job_queues = cast(Table, JobQueueRow.__table__)
+task_identifiers = cast(Table, TaskIdentifierRow.__table__)
+job_history = cast(Table, JobHistoryRow.__table__)
+rate_limits = cast(Table, RateLimitRow.__table__)
+known_crontabs = cast(Table, KnownCrontabRow.__table__)

@@ -1,0 +1,114 @@
+"""Conversion of result rows into the public value types."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Row
+
+from queuekit.types import (
+    HistoryRecord,
+    Job,
+    JobQueue,
+    JobStatus,
+    RateLimit,
+    TaskIdentifier,
+)
+
+
+def job_status(locked_at: Any, attempts: int, max_attempts: int) -> JobStatus:
+    """Status is derived, never stored: locked, else exhausted, else available."""
+    if locked_at is not None:
+        return "locked"
+    if attempts >= max_attempts:
+        return "exhausted"
+    return "available"
+
+
+def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:
+    """A Job from a full ``queuekit_jobs`` row; the correlation id only for a fresh claim."""
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        task_identifier=m["task_identifier"],
+        payload=m["payload"],
+        priority=m["priority"],
+        queue_name=m["queue_name"],
+        run_at=m["run_at"],
+        attempts=m["attempts"],
+        max_attempts=m["max_attempts"],
+        last_error=m["last_error"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        job_key=m["job_key"],
+        job_key_mode=m["job_key_mode"],
+        flags=tuple(m["flags"] or ()),
+        locked_at=m["locked_at"],
+        locked_by=m["locked_by"],
+        revision=m["revision"],
+        rate_limit_key=m["rate_limit_key"],
+        status=job_status(m["locked_at"], m["attempts"], m["max_attempts"]),
+        correlation_id=m["correlation_id"] if with_correlation else None,
+    )
+
+
+def history_from_row(row: Row[Any]) -> HistoryRecord:
+    """A HistoryRecord from a full ``queuekit_job_history`` row."""
+    m = row._mapping
+    return HistoryRecord(
+        id=m["id"],
+        job_id=m["job_id"],
+        correlation_id=m["correlation_id"],
+        task_identifier=m["task_identifier"],
+        payload=m["payload"],
+        worker_id=m["worker_id"],
+        status=m["status"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        queue_time_ms=m["queue_time_ms"],
+        execution_time_ms=m["execution_time_ms"],
+        attempt_number=m["attempt_number"],
+        error_message=m["error_message"],
+        error_stack=m["error_stack"],
+        completed_steps=m["completed_steps"],
+        failed_steps=m["failed_steps"],
+        retry_from_step=m["retry_from_step"],
+        partial_results=m["partial_results"],
+        expires_at=m["expires_at"],
+    )
+
+
+def rate_limit_from_row(row: Row[Any]) -> RateLimit:
+    """A RateLimit from a full ``queuekit_rate_limits`` row."""
+    m = row._mapping
+    return RateLimit(
+        key=m["key"],
+        capacity=m["capacity"],
+        interval=timedelta(milliseconds=m["interval_ms"]),
+        available_tokens=m["available_tokens"],
+        last_refill_at=m["last_refill_at"],
+        next_refill_at=m["next_refill_at"],
+    )
+
+
+def task_identifier_from_row(row: Row[Any]) -> TaskIdentifier:
+    """A TaskIdentifier from a full ``queuekit_task_identifiers`` row."""
+    m = row._mapping
+    return TaskIdentifier(
+        identifier=m["identifier"],
+        payload_schema=m["payload_schema"],
+        created_at=m["created_at"],
+        last_used=m["last_used"],
+    )
+
+
+def job_queue_from_row(row: Row[Any]) -> JobQueue:
+    """A JobQueue from a queue row with a counted ``job_count`` column."""
+    m = row._mapping
+    return JobQueue(
+        queue_name=m["queue_name"],
+        locked_at=m["locked_at"],
+        locked_by=m["locked_by"],
+        job_count=int(m["job_count"] or 0),
+    )
