@@ -121,3 +121,34 @@ def engine(empty_engine: sa.Engine) -> sa.Engine:
 def manager(engine: sa.Engine) -> JobManager:
     """A JobManager on a fresh migrated database of the parametrized dialect."""
     return JobManager(engine)
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def module_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sa.Engine]:
+    """One database per dialect migrated to head, shared by a test module's tests.
+
+    Creating and migrating a database costs far more than emptying one; tests
+    that only need an empty, migrated database use ``clean_manager`` on it.
+    """
+    from queuekit import migrations
+
+    urls = create_database_url(str(request.param), tmp_path_factory.mktemp("module-db"))
+    url = next(urls)
+    engine = sa.create_engine(url)
+    migrations.upgrade(engine)
+    yield engine
+    engine.dispose()
+    next(urls, None)
+
+
+@pytest.fixture
+def clean_manager(module_engine: sa.Engine) -> JobManager:
+    """A JobManager on the module's database of the parametrized dialect, emptied first."""
+    from queuekit.models import metadata
+
+    with module_engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    return JobManager(module_engine)
