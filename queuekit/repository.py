@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -431,6 +431,8 @@ class Repository:
         inserts: dict[str, dict[str, Any]] = {}
         produced: dict[int, uuid.UUID] = {}
         replaced_in_batch: dict[uuid.UUID, dict[str, Any]] = {}
+        # Existing rows an earlier request of this batch returned, then replaced.
+        vanished: dict[uuid.UUID, Job] = {}
 
         for key, requests in groups.items():
             row = existing.get(key)
@@ -454,6 +456,7 @@ class Repository:
                 elif mode == "replace":
                     if row is not None:
                         deletes.append(row.id)
+                        vanished[row.id] = self._as_preserved(row, preserved.pop(row.id, None))
                         row = None
                     elif current is not None:
                         replaced_in_batch[current["id"]] = current
@@ -496,6 +499,8 @@ class Repository:
         for index, job_id in settled.items():
             if job_id in rows_by_id:
                 results[index] = job_from_row(rows_by_id[job_id])
+            elif job_id in vanished:
+                results[index] = vanished[job_id]
             else:
                 results[index] = self._unsaved_job(conn, replaced_in_batch[job_id])
         return sorted(conflicted)
@@ -533,6 +538,24 @@ class Repository:
             revision=0,
             rate_limit_key=row["rate_limit_key"],
             status="available",
+        )
+
+    @staticmethod
+    def _as_preserved(row: Any, new_job: NewJob | None) -> Job:
+        """An existing row as a ``preserve_run_at`` update of it (if any) leaves it."""
+        job = job_from_row(row)
+        if new_job is None:
+            return job
+        return replace(
+            job,
+            task_identifier=new_job.task_identifier,
+            payload=new_job.payload,
+            queue_name=new_job.queue_name,
+            priority=new_job.priority,
+            max_attempts=new_job.max_attempts,
+            flags=new_job.flags,
+            rate_limit_key=new_job.rate_limit_key,
+            revision=job.revision + 1,
         )
 
     def _detach_keys(self, conn: Connection, ids: Sequence[uuid.UUID], *, running: bool) -> None:

@@ -19,7 +19,8 @@ class DialectSupport:
     isolation_level: str | None = None
     #: Whether enqueues should emit a wake-up notification.
     notifies: bool = False
-    #: Whether ``insert_skipping_conflicts(...).returning(id)`` returns only the inserted rows.
+    #: Whether ``insert_skipping_conflicts(...).returning(id)`` returns the inserted rows' ids
+    #: (a skipped row may return the existing row's id, never the proposed one).
     skip_insert_returns_ids: bool = True
 
     def prepare_engine(self, engine: Engine) -> None:
@@ -67,6 +68,9 @@ class DialectSupport:
         self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
     ) -> Insert:
         """An INSERT (rows given at execution) that skips rows whose ``key`` already exists.
+
+        A skipped row's existing holder of the key is left row-locked, so the
+        caller can read it back and apply its job-key mode without racing.
 
         ``values`` holds the columns computed in SQL. Check
         :attr:`skip_insert_returns_ids` before adding RETURNING to it.

@@ -83,7 +83,14 @@ class PostgreSQLSupport(DialectSupport):
     def insert_skipping_conflicts(
         self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
     ) -> Insert:
-        return insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=[key])
+        # A no-op update instead of DO NOTHING: it waits for a concurrent insert
+        # of the key and then row-locks the winner, so the caller's next look at
+        # the key is sure to find that row (DO NOTHING locks nothing, and a
+        # concurrent replace could delete the row again before we see it).
+        statement = insert(table).values(dict(values))
+        return statement.on_conflict_do_update(
+            index_elements=[key], set_={key: statement.excluded[key]}
+        )
 
     def notify(self, connection: Connection) -> None:
         # Notifications are transactional and de-duplicated per transaction,
