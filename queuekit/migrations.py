@@ -25,7 +25,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.schema import CreateSchema
 
 from queuekit.compat import check_server_version
 from queuekit.errors import SchemaNotMigratedError, translate_db_errors
@@ -42,10 +43,13 @@ __all__ = [
     "include_object",
     "script_location",
     "upgrade",
+    "versions_location",
 ]
 
 TABLE_PREFIX = "queuekit_"
 VERSION_TABLE = "queuekit_alembic_version"
+#: The version table of a host application whose history merged queuekit's revisions.
+HOST_VERSION_TABLE = "alembic_version"
 UPGRADE_HINT = "run `queuekit db upgrade` or call queuekit.migrations.upgrade(engine)"
 
 
@@ -60,6 +64,17 @@ def script_location() -> str:
         if (candidate / "env.py").is_file():
             return str(candidate)
     raise FileNotFoundError(f"queuekit's migration scripts are missing next to {package}")
+
+
+def versions_location() -> str:
+    """The directory holding queuekit's revisions, for a host's ``version_locations``.
+
+    A host that merges queuekit's revisions into its own history (through the
+    ``queuekit`` branch label) lists this directory, or with an installed
+    wheel the equivalent ``queuekit:_alembic/versions``, in its
+    ``alembic.ini``.
+    """
+    return str(Path(script_location()) / "versions")
 
 
 def _config(connection: Connection | None = None, schema: str | None = None) -> Config:
@@ -119,7 +134,36 @@ def upgrade(
     """
     with _transaction(bind) as connection:
         check_server_version(connection)
+        _create_schema(connection, schema)
+        _refuse_unrecorded_tables(connection, schema)
         command.upgrade(_config(connection, schema), revision)
+
+
+def _create_schema(connection: Connection, schema: str | None) -> None:
+    """Create the named schema queuekit's tables go to, when it does not exist yet."""
+    if schema is not None and not inspect(connection).has_schema(schema):
+        connection.execute(CreateSchema(schema))
+
+
+def _refuse_unrecorded_tables(connection: Connection, schema: str | None) -> None:
+    """Refuse to migrate tables that exist while queuekit's version table records nothing.
+
+    They belong to a host whose own Alembic history runs queuekit's revisions
+    (merged lineage), or were left by an interrupted migration; creating them
+    again would only fail half-way with a driver error.
+    """
+    if current(connection, schema=schema) is not None:
+        return
+    existing = _existing_tables(connection, schema)
+    if not existing:
+        return
+    names = ", ".join(sorted(existing))
+    raise SchemaNotMigratedError(
+        f"queuekit's tables ({names}) exist but {VERSION_TABLE} records no revision. "
+        "If your application's Alembic history includes queuekit's revisions (the `queuekit` "
+        "branch label), migrate them with `alembic upgrade heads` instead; otherwise an "
+        "earlier migration was interrupted: drop those tables and run `queuekit db upgrade`"
+    )
 
 
 def downgrade(bind: Engine | Connection, revision: str, *, schema: str | None = None) -> None:
@@ -140,21 +184,90 @@ def current(bind: Engine | Connection, *, schema: str | None = None) -> str | No
 
 
 def check(bind: Engine | Connection, *, schema: str | None = None) -> None:
-    """Raise :class:`~queuekit.errors.SchemaNotMigratedError` unless the database is at head."""
-    revision = current(bind, schema=schema)
+    """Raise :class:`~queuekit.errors.SchemaNotMigratedError` unless the database is at head.
+
+    The revision is read from ``queuekit_alembic_version``. When that table
+    records nothing, the host application's ``alembic_version`` is consulted:
+    a host that merged queuekit's revisions into its own history keeps them
+    there (see :func:`_check_merged_lineage`). Every table of the head schema
+    must also exist: a version table that claims more than the database holds
+    (a half-migrated or hand-edited database) is refused too.
+    """
+    with translate_db_errors(), ExitStack() as stack:
+        connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
+        revision = current(connection, schema=schema)
+        if revision is None:
+            _check_merged_lineage(connection, schema)
+            return
+        _check_revision(revision, UPGRADE_HINT)
+        missing = set(metadata.tables) - _existing_tables(connection, schema)
+        if missing:
+            raise SchemaNotMigratedError(
+                f"{VERSION_TABLE} says queuekit's tables are at revision {revision!r}, but "
+                f"{', '.join(sorted(missing))} are missing (the database is half-migrated); "
+                f"drop queuekit's remaining tables and {VERSION_TABLE}, then run "
+                "`queuekit db upgrade`"
+            )
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in _scripts().walk_revisions()}
+
+
+def _check_revision(revision: str, hint: str) -> None:
+    """Raise unless ``revision`` is queuekit's head."""
     expected = head()
     if revision == expected:
         return
-    if revision is None:
-        raise SchemaNotMigratedError(f"queuekit's tables do not exist; {UPGRADE_HINT}")
-    if revision not in {script.revision for script in _scripts().walk_revisions()}:
+    if revision not in _known_revisions():
         raise SchemaNotMigratedError(
             f"queuekit's tables are at revision {revision!r}, which this version of queuekit "
             "does not know; install the newer queuekit that migrated them"
         )
     raise SchemaNotMigratedError(
-        f"queuekit's tables are at revision {revision!r}, not {expected!r}; {UPGRADE_HINT}"
+        f"queuekit's tables are at revision {revision!r}, not {expected!r}; {hint}"
     )
+
+
+def _existing_tables(connection: Connection, schema: str | None) -> set[str]:
+    """Names of queuekit's tables (not its version table) that exist."""
+    return set(metadata.tables) & set(inspect(connection).get_table_names(schema=schema))
+
+
+def _check_merged_lineage(connection: Connection, schema: str | None) -> None:
+    """Check a database whose queuekit revisions live in the host's ``alembic_version``.
+
+    Alembic keeps one row per head there, and drops queuekit's row once a host
+    revision that ``depends_on`` it is applied, so the row may be gone. Then
+    the tables themselves are compared with the head models: every table and
+    column must exist.
+    """
+    hint = "run `alembic upgrade heads` (your Alembic history includes queuekit's revisions)"
+    host_versions = MigrationContext.configure(
+        connection, opts={"version_table": HOST_VERSION_TABLE, "version_table_schema": schema}
+    ).get_current_heads()
+    existing = _existing_tables(connection, schema)
+    if not existing:
+        raise SchemaNotMigratedError(f"queuekit's tables do not exist; {UPGRADE_HINT}")
+    if not host_versions:
+        names = ", ".join(sorted(existing))
+        raise SchemaNotMigratedError(
+            f"queuekit's tables ({names}) exist but no version table records their revision; "
+            "if an earlier migration was interrupted, drop them and run `queuekit db upgrade`"
+        )
+    for revision in host_versions:
+        if revision.startswith(TABLE_PREFIX) or revision in _known_revisions():
+            _check_revision(revision, hint)
+    missing = sorted(set(metadata.tables) - existing)
+    columns = inspect(connection).get_multi_columns(schema=schema, filter_names=sorted(existing))
+    for (_, table), reflected in sorted(columns.items()):
+        present = {column["name"] for column in reflected}
+        expected = set(metadata.tables[table].columns.keys())
+        missing.extend(f"{table}.{column}" for column in sorted(expected - present))
+    if missing:
+        raise SchemaNotMigratedError(
+            f"queuekit's schema is out of date ({', '.join(sorted(missing))} missing); {hint}"
+        )
 
 
 def is_queuekit_table(name: str | None) -> bool:

@@ -46,8 +46,14 @@ class SQLiteSupport(DialectSupport):
             return
         setattr(engine, _PREPARED_MARK, True)
 
-        @event.listens_for(engine, "connect")
-        def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # "checkout", not "connect": the application may have used the engine
+        # before queuekit saw it, and the connections already in its pool need
+        # the same set-up (done once per connection, remembered in its record).
+        @event.listens_for(engine, "checkout")
+        def _configure(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            if record.info.get(_PREPARED_MARK):
+                return
+            record.info[_PREPARED_MARK] = True
             # Let SQLAlchemy, not the driver, decide when transactions begin,
             # so that the "begin" hook below can take the write lock up front.
             dbapi_connection.isolation_level = None

@@ -1,0 +1,1 @@
+"""A small shop application that uses queuekit, as a host application would."""
