@@ -584,7 +584,9 @@ def test_reset_locked_jobs_concurrent_and_batched(manager: JobManager, small_bat
     assert count(manager, job_history, job_history.c.status == "started") == 0
     failed = count(manager, job_history, job_history.c.error_message == "lock expired")
     assert failed == total
-    assert 0 < log.most("UPDATE queuekit_jobs") <= small_batches
+    # Job updates may use RETURNING (no reliable rowcount); each batch closes its
+    # attempts in one history update, which shows the batch size.
+    assert 0 < log.most("UPDATE queuekit_job_history") <= small_batches
     assert log.commits >= total // small_batches
 
 
