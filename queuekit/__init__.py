@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queuekit.cron import CronJob
 from queuekit.errors import (
     DatabaseError,
     InvalidArgumentError,
@@ -15,6 +16,8 @@ from queuekit.errors import (
     UnknownRateLimitError,
     UnsupportedDatabaseError,
 )
+from queuekit.events import Event
+from queuekit.maintenance import Maintenance
 from queuekit.manager import JobManager
 from queuekit.types import (
     HistoryRecord,
@@ -29,21 +32,26 @@ from queuekit.types import (
     TaskIdentifier,
     WorkerStats,
 )
+from queuekit.worker import JobContext, Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CronJob",
     "DatabaseError",
+    "Event",
     "HistoryRecord",
     "InvalidArgumentError",
     "InvalidSchemaError",
     "InvalidWorkerIdError",
     "Job",
+    "JobContext",
     "JobError",
     "JobKeyError",
     "JobManager",
     "JobQueue",
     "JobSpec",
+    "Maintenance",
     "PartialSuccess",
     "PayloadValidationError",
     "QueueKitError",
@@ -55,6 +63,7 @@ __all__ = [
     "TransientDatabaseError",
     "UnknownRateLimitError",
     "UnsupportedDatabaseError",
+    "Worker",
     "WorkerStats",
     "__version__",
 ]

@@ -42,6 +42,7 @@ from queuekit.models import (
     job_history,
     job_queues,
     jobs,
+    known_crontabs,
     rate_limits,
     task_identifiers,
 )
@@ -84,6 +85,27 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+#: Longest error message or traceback stored, in characters. MySQL's TEXT holds
+#: 65,535 bytes, so four bytes per character must still fit.
+ERROR_TEXT_LIMIT = 16_000
+
+
+def _storable(text: str) -> str:
+    """``text`` as every dialect can store it: no NUL characters, bounded length.
+
+    PostgreSQL rejects NUL in text columns, and an over-long traceback (a
+    RecursionError's runs to hundreds of kilobytes) overflows MySQL's TEXT; either
+    would make the whole outcome unwritable. The middle of an over-long text goes.
+    """
+    text = text.replace("\x00", "\\x00")
+    if len(text) <= ERROR_TEXT_LIMIT:
+        return text
+    marker = f"\n[... {len(text) - ERROR_TEXT_LIMIT} characters omitted ...]\n"
+    keep = ERROR_TEXT_LIMIT - len(marker)
+    head = keep // 2
+    return text[:head] + marker + text[len(text) - (keep - head) :]
+
+
 def error_text(error: BaseException | str | None) -> tuple[str | None, str | None]:
     """The message and formatted traceback stored for an attempt's error."""
     if error is None:
@@ -91,8 +113,8 @@ def error_text(error: BaseException | str | None) -> tuple[str | None, str | Non
     if isinstance(error, BaseException):
         message = str(error) or type(error).__name__
         stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return message, stack
-    return str(error), None
+        return _storable(message), _storable(stack)
+    return _storable(str(error)), None
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,8 @@ class Outcome:
     execution_time_ms: int
     error: BaseException | str | None = None
     partial: PartialSuccess | None = None
+    #: Exhaust the job whatever attempts it has left (a failure that retrying cannot fix).
+    exhaust: bool = False
 
 
 @dataclass(frozen=True)
@@ -861,6 +885,58 @@ class Repository:
         )
         return [job_from_row(rows[job_id]) for job_id in ids]
 
+    def held_jobs(self, conn: Connection, worker_id: str) -> list[Job]:
+        """Every job ``worker_id`` holds, with the correlation id of its claim.
+
+        A worker whose claim committed but whose connection broke before the
+        answer arrived holds jobs it does not know about; this finds them.
+        """
+        statement = select(jobs).where(jobs.c.locked_by == worker_id).order_by(jobs.c.id)
+        return [job_from_row(row, with_correlation=True) for row in self.run(conn, statement)]
+
+    # -- cron state -------------------------------------------------------------
+
+    def ensure_crontabs(self, conn: Connection, identifiers: Sequence[str]) -> None:
+        """Create a state row for each identifier not seen before (``known_since`` now)."""
+        now = self.dialect.now()
+        rows = [
+            {"identifier": i, "known_since": now, "created_at": now, "updated_at": now}
+            for i in sorted(set(identifiers))
+        ]
+        for part in chunks(rows):
+            self.run(conn, self.dialect.upsert(known_crontabs, part, ["identifier"], None))
+
+    def crontab_states(
+        self, conn: Connection, identifiers: Sequence[str]
+    ) -> dict[str, tuple[datetime, datetime | None]]:
+        """``known_since`` and ``last_execution`` of each identifier that has a row."""
+        statement = select(
+            known_crontabs.c.identifier,
+            known_crontabs.c.known_since,
+            known_crontabs.c.last_execution,
+        ).where(known_crontabs.c.identifier.in_(list(identifiers)))
+        return {row[0]: (row[1], row[2]) for row in self.run(conn, statement)}
+
+    def claim_cron_slot(
+        self, conn: Connection, identifier: str, previous: datetime | None, slot: datetime
+    ) -> bool:
+        """Move ``last_execution`` from ``previous`` to ``slot``; False if someone else did.
+
+        The compare-and-set is what lets any number of schedulers run: only
+        the one whose UPDATE matches the value it read fires the slot.
+        """
+        seen = (
+            known_crontabs.c.last_execution.is_(None)
+            if previous is None
+            else known_crontabs.c.last_execution == previous
+        )
+        statement = (
+            update(known_crontabs)
+            .where(known_crontabs.c.identifier == identifier, seen)
+            .values(last_execution=slot, updated_at=self.dialect.now())
+        )
+        return int(self.run(conn, statement).rowcount) == 1
+
     # -- outcomes -------------------------------------------------------------
 
     def _owned(self, conn: Connection, worker_id: str, claimed: Sequence[Job]) -> list[Any]:
@@ -917,26 +993,29 @@ class Repository:
             for outcome in retried:
                 row = owned[outcome.job.correlation_id]
                 delays[row.id] = retry.delay_ms(row.attempts)
-                if row.attempts >= row.max_attempts:
+                if row.attempts >= row.max_attempts or outcome.exhaust:
                     exhausted.add(row.id)
                 if outcome.kind == "failed":
                     errors[row.id] = error_text(outcome.error)[0]
                 else:
                     errors[row.id] = PARTIAL_AT_MAX_MESSAGE if row.id in exhausted else None
             ids = list(delays)
-            statement = (
-                update(jobs)
-                .where(jobs.c.id.in_(ids))
-                .values(
-                    last_error=case(errors, value=jobs.c.id),
-                    run_at=self.dialect.add_ms(now, case(delays, value=jobs.c.id)),
-                    locked_at=None,
-                    locked_by=None,
-                    correlation_id=None,
-                    revision=jobs.c.revision + 1,
-                    updated_at=now,
+            values: dict[str, Any] = {
+                "last_error": case(errors, value=jobs.c.id),
+                "run_at": self.dialect.add_ms(now, case(delays, value=jobs.c.id)),
+                "locked_at": None,
+                "locked_by": None,
+                "correlation_id": None,
+                "revision": jobs.c.revision + 1,
+                "updated_at": now,
+            }
+            forced = [o.job.id for o in retried if o.exhaust]
+            if forced:
+                # As permanently_fail_jobs does: the attempt count reaches the limit.
+                values["attempts"] = case(
+                    (jobs.c.id.in_(forced), jobs.c.max_attempts), else_=jobs.c.attempts
                 )
-            )
+            statement = update(jobs).where(jobs.c.id.in_(ids)).values(values)
             new_rows = self._update_returning_jobs(conn, statement, ids)
         self._unlock_queues(
             conn, {owned[o.job.correlation_id].queue_name for o in mine} - {None}, worker_id

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Table
 from sqlalchemy.sql.dml import Insert
+
+
+class Listener(Protocol):
+    """A dedicated connection that waits for enqueue notifications."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when at least one notification arrived.
+
+        Raises the driver's error when the connection is lost; the caller
+        closes this listener and opens a new one.
+        """
+        ...
+
+    def close(self) -> None:
+        """Stop listening and close the connection (never raises)."""
+        ...
 
 
 class DialectSupport:
@@ -79,3 +95,7 @@ class DialectSupport:
 
     def notify(self, connection: Connection) -> None:
         """Wake listening workers when the current transaction commits."""
+
+    def open_listener(self, engine: Engine) -> Listener | None:
+        """A connection listening for enqueue notifications, or None where workers must poll."""
+        return None

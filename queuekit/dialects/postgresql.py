@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Engine,
     Table,
     bindparam,
     cast,
@@ -23,7 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Interval
 
-from queuekit.dialects.base import DialectSupport
+from queuekit.dialects.base import DialectSupport, Listener
 from queuekit.errors import UnsupportedDatabaseError
 from queuekit.models import UTCDateTime
 
@@ -96,3 +98,43 @@ class PostgreSQLSupport(DialectSupport):
         # Notifications are transactional and de-duplicated per transaction,
         # so several enqueues in one transaction wake workers once.
         connection.execute(func.pg_notify(NOTIFY_CHANNEL, "").select())
+
+    def open_listener(self, engine: Engine) -> Listener | None:
+        return PostgreSQLListener(engine)
+
+
+class PostgreSQLListener:
+    """A psycopg connection of its own, in autocommit, LISTENing on :data:`NOTIFY_CHANNEL`.
+
+    It comes from the engine (same URL and connect arguments) but is detached
+    from the pool, so a listening connection is never handed to anyone else.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        proxied = engine.raw_connection()
+        proxied.detach()
+        connection: Any = proxied.dbapi_connection
+        self._connection = connection
+        try:
+            self._connection.rollback()
+            self._connection.autocommit = True
+            # LISTEN has no SQLAlchemy construct; the channel is a constant identifier.
+            self._connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout: float) -> bool:
+        arrived = False
+        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+            arrived = True
+        if arrived:
+            # Swallow notifications already queued behind the first: one wake-up covers them.
+            for _ in self._connection.notifies(timeout=0.0):
+                pass
+        return arrived
+
+    def close(self) -> None:
+        # Closing a broken connection may fail; it is gone either way.
+        with contextlib.suppress(Exception):
+            self._connection.close()
