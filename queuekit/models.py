@@ -132,8 +132,28 @@ class JobRow(Base):
         ),
         Index("ix_queuekit_jobs_queue_name", "queue_name", "locked_at"),
         Index("ix_queuekit_jobs_locked_at", "locked_at"),
-        Index("ix_queuekit_jobs_task_identifier", "task_identifier"),
         Index("ix_queuekit_jobs_rate_limit_key", "rate_limit_key"),
+        # stats() reads these instead of the table: job counts per task and
+        # queue, exhausted jobs alone (on MySQL, which lacks partial indexes,
+        # the index covers the condition's columns instead), and the oldest
+        # waiting run_at as the first entry of an index of available jobs.
+        Index("ix_queuekit_jobs_task_queue", "task_identifier", "queue_name"),
+        Index(
+            "ix_queuekit_jobs_exhausted",
+            "task_identifier",
+            "queue_name",
+            "locked_at",
+            "attempts",
+            "max_attempts",
+            postgresql_where=text("locked_at IS NULL AND attempts >= max_attempts"),
+            sqlite_where=text("locked_at IS NULL AND attempts >= max_attempts"),
+        ),
+        Index(
+            "ix_queuekit_jobs_available_run_at",
+            "run_at",
+            postgresql_where=text("locked_at IS NULL AND attempts < max_attempts"),
+            sqlite_where=text("locked_at IS NULL AND attempts < max_attempts"),
+        ),
     )
 
 

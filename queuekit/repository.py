@@ -32,6 +32,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
     update,
 )
 
@@ -1482,32 +1483,55 @@ class Repository:
         return [job_queue_from_row(row) for row in self.run(conn, statement)]
 
     def stats(self, conn: Connection) -> QueueStats:
-        """Counts by status, per task and per named queue, and the oldest waiting job's age."""
-        status = case(
-            (jobs.c.locked_at.is_not(None), "locked"),
-            (jobs.c.attempts >= jobs.c.max_attempts, "exhausted"),
-            else_="available",
-        ).label("status")
-        by_status: dict[str, int] = {name: 0 for name in JOB_STATUSES}
+        """Counts by status, per task and per named queue, and the oldest waiting job's age.
+
+        Reads indexes, not the jobs table: all jobs per (task, queue) from
+        ``ix_queuekit_jobs_task_queue``, locked ones from the ``locked_at``
+        index, exhausted ones from their own index; available is the rest.
+        The three counts are one statement, so they share one snapshot.
+        """
+        group = (jobs.c.task_identifier, jobs.c.queue_name)
+
+        def counted(kind: str, *where: ColumnElement[bool]) -> Any:
+            return (
+                select(literal(kind).label("kind"), *group, func.count().label("n"))
+                .where(*where)
+                .group_by(*group)
+            )
+
+        statement = union_all(
+            counted("all"),
+            counted("locked", jobs.c.locked_at.is_not(None)),
+            counted(
+                "exhausted", jobs.c.locked_at.is_(None), jobs.c.attempts >= jobs.c.max_attempts
+            ),
+        )
+        counts: dict[tuple[str, str | None], dict[str, int]] = {}
+        for kind, task, queue, n in self.run(conn, statement):
+            counts.setdefault((task, queue), {"all": 0, "locked": 0, "exhausted": 0})[kind] = n
+
+        def empty() -> dict[str, int]:
+            return {name: 0 for name in JOB_STATUSES}
+
+        by_status = empty()
         by_task: dict[str, dict[str, int]] = {}
         by_queue: dict[str, dict[str, Any]] = {}
-        statement = select(
-            jobs.c.task_identifier, jobs.c.queue_name, status, func.count()
-        ).group_by(jobs.c.task_identifier, jobs.c.queue_name, status)
-        for task, queue, job_status, count in self.run(conn, statement):
-            by_status[job_status] += count
-            task_counts = by_task.setdefault(task, {name: 0 for name in JOB_STATUSES})
-            task_counts[job_status] += count
+        for (task, queue), kinds in counts.items():
+            group_counts = {
+                "available": kinds["all"] - kinds["locked"] - kinds["exhausted"],
+                "locked": kinds["locked"],
+                "exhausted": kinds["exhausted"],
+            }
+            targets = [by_status, by_task.setdefault(task, empty())]
             if queue is not None:
-                queue_counts = by_queue.setdefault(
-                    queue, {**{name: 0 for name in JOB_STATUSES}, "is_locked": False}
-                )
-                queue_counts[job_status] += count
-        for queue in self.list_queues(conn):
-            entry = by_queue.setdefault(
-                queue.queue_name, {**{name: 0 for name in JOB_STATUSES}, "is_locked": False}
-            )
-            entry["is_locked"] = queue.locked_at is not None
+                targets.append(by_queue.setdefault(queue, {**empty(), "is_locked": False}))
+            for target in targets:
+                for name, n in group_counts.items():
+                    target[name] += n
+        queue_locks = select(job_queues.c.queue_name, job_queues.c.locked_at)
+        for name, locked_at in self.run(conn, queue_locks):
+            entry = by_queue.setdefault(name, {**empty(), "is_locked": False})
+            entry["is_locked"] = locked_at is not None
         oldest = self.run(
             conn,
             select(self.dialect.ms_between(func.min(jobs.c.run_at), self.dialect.now())).where(

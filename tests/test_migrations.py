@@ -92,7 +92,7 @@ def test_current_and_check(empty_engine: sa.Engine) -> None:
     with pytest.raises(SchemaNotMigratedError, match="queuekit db upgrade"):
         migrations.check(empty_engine)
     migrations.upgrade(empty_engine)
-    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0001"
+    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0002"
     migrations.check(empty_engine)
 
 
@@ -234,3 +234,23 @@ def test_check_server_version(
     else:
         with pytest.raises(UnsupportedDatabaseError):
             check_server_version(connection)
+
+
+def test_stats_indexes_revision_downgrades_and_upgrades_with_jobs(
+    empty_engine: sa.Engine,
+) -> None:
+    from queuekit import JobManager
+
+    migrations.upgrade(empty_engine, "queuekit_0001")
+    assert "ix_queuekit_jobs_task_identifier" in {
+        index["name"] for index in sa.inspect(empty_engine).get_indexes("queuekit_jobs")
+    }
+    migrations.upgrade(empty_engine)
+    manager = JobManager(empty_engine)
+    manager.add_job("mail", {}, queue_name="q")
+    migrations.downgrade(empty_engine, "queuekit_0001")
+    migrations.upgrade(empty_engine)
+    names = {index["name"] for index in sa.inspect(empty_engine).get_indexes("queuekit_jobs")}
+    assert {"ix_queuekit_jobs_task_queue", "ix_queuekit_jobs_exhausted"} <= names
+    assert "ix_queuekit_jobs_task_identifier" not in names
+    assert manager.stats().by_queue["q"]["available"] == 1
