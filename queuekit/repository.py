@@ -22,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Executable,
+    Select,
     and_,
     bindparam,
     case,
@@ -76,6 +77,9 @@ TOUCH_INTERVAL = 60.0
 EXPIRED_LOCK_MESSAGE = "lock expired"
 FORCE_UNLOCK_MESSAGE = "force unlocked"
 PARTIAL_AT_MAX_MESSAGE = "max-attempts reached on partial-success"
+
+#: Candidate rounds of one claim at most (see :meth:`Repository.claim_jobs`).
+CLAIM_ROUNDS = 3
 
 OutcomeKind = Literal["completed", "failed", "partial_success"]
 
@@ -629,45 +633,76 @@ class Repository:
 
         At most one job per named queue is taken, and only from queues nobody
         holds; no rate-limit key gets more jobs than its bucket has tokens.
-        The statement count does not depend on ``batch_size``.
+        Each round row-locks (SKIP LOCKED) only as many candidates as are still
+        wanted, so a claim never hides claimable jobs it will not take from
+        concurrent claimers: the candidates that fall out (a queue's second job,
+        a key short of tokens, a queue someone else holds) are ones nobody could
+        claim now anyway. A few more rounds look past those. The statement
+        count does not depend on ``batch_size``.
         """
-        candidates = self._claim_candidates(
-            conn, task_identifiers, forbidden_flags, self._candidate_limit(batch_size)
-        )
-        if not candidates:
-            return []
-        free_queues = self._lock_free_queues(
-            conn, sorted({c.queue_name for c in candidates if c.queue_name is not None})
-        )
-        buckets = self._lock_buckets(
-            conn, sorted({c.rate_limit_key for c in candidates if c.rate_limit_key is not None})
-        )
         chosen: list[Any] = []
+        seen: list[uuid.UUID] = []
+        free_queues: set[str] = set()
+        closed_queues: set[str] = set()  # taken by this claim, or held by another
         taken_queues: set[str] = set()
+        buckets: dict[str, tuple[int, bool]] = {}
+        closed_keys: set[str] = set()  # out of tokens, or locked by another claim
         spent: Counter[str] = Counter()
-        for candidate in candidates:
-            if len(chosen) == batch_size:
+        for round_number in range(CLAIM_ROUNDS):
+            wanted = batch_size - len(chosen)
+            further = None
+            if round_number > 0:
+                closed_keys |= {k for k, (tokens, _) in buckets.items() if spent[k] >= tokens}
+                further = self._further_candidates(seen, closed_queues, closed_keys)
+            candidates = self._claim_candidates(
+                conn, task_identifiers, forbidden_flags, wanted, further
+            )
+            seen += [c.id for c in candidates]
+            new_queues = {c.queue_name for c in candidates if c.queue_name is not None}
+            new_queues -= free_queues | closed_queues
+            free = self._lock_free_queues(conn, sorted(new_queues))
+            free_queues |= free
+            closed_queues |= new_queues - free
+            new_keys = {c.rate_limit_key for c in candidates if c.rate_limit_key is not None}
+            new_keys -= buckets.keys() | closed_keys
+            # The first round waits for buckets, in key order so that claims never
+            # deadlock; later rounds skip the buckets another claim holds.
+            locked = self._lock_buckets(conn, sorted(new_keys), skip_locked=round_number > 0)
+            buckets.update(locked)
+            if round_number > 0:
+                closed_keys |= new_keys - locked.keys()
+            for candidate in candidates:
+                if len(chosen) == batch_size:
+                    break
+                queue, key = candidate.queue_name, candidate.rate_limit_key
+                if queue is not None and (queue not in free_queues or queue in taken_queues):
+                    continue
+                if key is not None and key in buckets and spent[key] >= buckets[key][0]:
+                    continue
+                chosen.append(candidate)
+                if queue is not None:
+                    taken_queues.add(queue)
+                    closed_queues.add(queue)
+                if key is not None:
+                    spent[key] += 1
+            if len(chosen) == batch_size or len(candidates) < wanted:
                 break
-            queue, key = candidate.queue_name, candidate.rate_limit_key
-            if queue is not None and (queue not in free_queues or queue in taken_queues):
-                continue
-            if key is not None and key in buckets and spent[key] >= buckets[key][0]:
-                continue
-            chosen.append(candidate)
-            if queue is not None:
-                taken_queues.add(queue)
-            if key is not None:
-                spent[key] += 1
         self._spend_tokens(conn, buckets, spent)
         if not chosen:
             return []
+        chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
         return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
 
     @staticmethod
-    def _candidate_limit(batch_size: int) -> int:
-        # Some candidates fall out (same queue twice, tokens short, a concurrent
-        # claimer holding the queue), so look at a few more than wanted.
-        return batch_size * 2 + 8
+    def _further_candidates(
+        seen: Sequence[uuid.UUID], closed_queues: set[str], closed_keys: set[str]
+    ) -> ColumnElement[bool]:
+        """What a later claim round looks for: jobs not seen, in open queues, of open keys."""
+        return and_(
+            jobs.c.id.not_in(list(seen)),
+            or_(jobs.c.queue_name.is_(None), jobs.c.queue_name.not_in(sorted(closed_queues))),
+            or_(jobs.c.rate_limit_key.is_(None), jobs.c.rate_limit_key.not_in(sorted(closed_keys))),
+        )
 
     def claimable(
         self,
@@ -697,19 +732,37 @@ class Repository:
             conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
         return and_(*conditions)
 
+    def claim_candidates_statement(
+        self,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        limit: int,
+        further: ColumnElement[bool] | None = None,
+    ) -> Select[Any]:
+        """The claim's candidate query: claimable jobs in claim order, row-locked, SKIP LOCKED."""
+        condition = self.claimable(task_identifiers, forbidden_flags)
+        if further is not None:
+            condition = and_(condition, further)
+        return (
+            select(
+                jobs.c.id, jobs.c.queue_name, jobs.c.rate_limit_key, jobs.c.priority, jobs.c.run_at
+            )
+            .where(condition)
+            .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=jobs)
+        )
+
     def _claim_candidates(
         self,
         conn: Connection,
         task_identifiers: Sequence[str] | None,
         forbidden_flags: Sequence[str] | None,
         limit: int,
+        further: ColumnElement[bool] | None = None,
     ) -> list[Any]:
-        statement = (
-            select(jobs.c.id, jobs.c.queue_name, jobs.c.rate_limit_key)
-            .where(self.claimable(task_identifiers, forbidden_flags))
-            .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=jobs)
+        statement = self.claim_candidates_statement(
+            task_identifiers, forbidden_flags, limit, further
         )
         return list(self.run(conn, statement))
 
@@ -738,7 +791,9 @@ class Repository:
                 self.ensure_queues(conn, missing)
         return free
 
-    def _lock_buckets(self, conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, bool]]:
+    def _lock_buckets(
+        self, conn: Connection, keys: Sequence[str], *, skip_locked: bool = False
+    ) -> dict[str, tuple[int, bool]]:
         """Lock the buckets of ``keys`` (in key order); tokens each can give and if it refills."""
         if not keys:
             return {}
@@ -747,7 +802,7 @@ class Repository:
             select(rate_limits.c.key, rate_limits.c.capacity, rate_limits.c.available_tokens, due)
             .where(rate_limits.c.key.in_(list(keys)))
             .order_by(rate_limits.c.key)
-            .with_for_update()
+            .with_for_update(skip_locked=skip_locked)
         )
         return {
             key: (capacity if refills else tokens, bool(refills))
