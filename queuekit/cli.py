@@ -1170,11 +1170,13 @@ def maintain(
         click.echo(
             f"Maintaining {state.display_url} every {age(interval)}; Ctrl-C stops.", err=True
         )
-        upkeep.run()
+        with logging_to_stderr("info"):
+            upkeep.run()
         if upkeep.errors and upkeep.runs == 0:
             raise RuntimeFailure("maintenance could not reach the database; see the log above")
         return
-    report = upkeep.run_once()
+    with logging_to_stderr("warning"):
+        report = upkeep.run_once()
     if upkeep.errors:
         raise RuntimeFailure(
             f"{upkeep.errors} maintenance step(s) failed; see the log above for the database error"
@@ -1255,14 +1257,20 @@ def load_crontabs(specs: Sequence[str]) -> list[Any]:
     return entries
 
 
-def configure_logging(level: str) -> None:
-    """Log queuekit's messages on stderr, one line each."""
+@contextmanager
+def logging_to_stderr(level: str) -> Iterator[None]:
+    """Log queuekit's messages on stderr, one line each, while the block runs."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("queuekit")
+    saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
 
 
 def stats_table(stats: Any, title: str) -> Table:
@@ -1296,7 +1304,9 @@ def stats_table(stats: Any, title: str) -> Table:
 @click.option("--only-mapped", is_flag=True, help="Claim only the tasks --tasks provides.")
 @click.option("--forbid-flag", "forbidden_flags", multiple=True, metavar="FLAG")
 @click.option("--poll-interval", type=INTERVAL, default="2 seconds", show_default=True)
-@click.option("--job-timeout", type=DURATION, default="5 minutes", show_default=True)
+@click.option(
+    "--job-timeout", type=DURATION, default="5 minutes", show_default=True, help="0: no limit."
+)
 @click.option("--shutdown-timeout", type=DURATION, default="30 seconds", show_default=True)
 @click.option("--lock-timeout", type=INTERVAL, default="10 minutes", show_default=True)
 @click.option("--no-maintenance", is_flag=True, help="Leave maintenance to `queuekit maintain`.")
@@ -1333,7 +1343,6 @@ def worker(
     tasks = load_tasks(task_specs)
     crontabs = load_crontabs(crontab_specs)
     state = current_state()
-    configure_logging(log_level)
     manager = state.manager()
     claim: Sequence[str] | None = list(task_identifiers) or None
     if only_mapped:
@@ -1352,10 +1361,11 @@ def worker(
         maintenance=not no_maintenance,
         crontabs=crontabs,
     )
-    if drain:
-        drain_worker(state, manager, runner)
-    else:
-        runner.run()
+    with logging_to_stderr(log_level):
+        if drain:
+            drain_worker(state, manager, runner)
+        else:
+            runner.run()
     if state.json:
         print_json({"worker_id": runner.worker_id, "stats": runner.stats})
     else:
