@@ -155,7 +155,7 @@ class CronJob:
             options["flags"] = tuple(options["flags"])
         return JobSpec(
             self.task_identifier,
-            dict(self.payload) if self.payload is not None else {},
+            dict(self.payload) if isinstance(self.payload, Mapping) else self.payload or {},
             job_key=self.identifier,
             job_key_mode="unsafe_dedupe",
             **options,
