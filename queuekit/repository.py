@@ -1033,7 +1033,16 @@ class Repository:
             row.correlation_id: row
             for row in self._owned(conn, worker_id, [o.job for o in outcomes])
         }
-        mine = [o for o in outcomes if o.job.correlation_id in owned]
+        mine: list[Outcome] = []
+        owned_once: dict[Any, Any] = {}
+        for outcome in outcomes:
+            row = owned.get(outcome.job.correlation_id)
+            # A claim counts once per call, and only for the job it was made on.
+            if row is not None and row.id == outcome.job.id:
+                mine.append(outcome)
+                del owned[row.correlation_id]
+                owned_once[row.correlation_id] = row
+        owned = owned_once
         if not mine:
             return []
         now = self.dialect.now()
