@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from queuekit.async_manager import AsyncJobManager
 from queuekit.cron import CronJob
 from queuekit.errors import (
     DatabaseError,
@@ -37,6 +38,7 @@ from queuekit.worker import JobContext, Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncJobManager",
     "CronJob",
     "DatabaseError",
     "Event",

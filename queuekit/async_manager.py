@@ -1,0 +1,433 @@
+"""AsyncJobManager: JobManager's methods as coroutines over an AsyncEngine.
+
+There is no second copy of any statement or check here. Each coroutine runs
+the synchronous :class:`~queuekit.manager.JobManager` method, built on the
+async engine's ``sync_engine``, in SQLAlchemy's greenlet bridge:
+
+- ``session=None``: the method runs as it does synchronously (its own short
+  transaction, committed, retried on deadlock; maintenance in bounded
+  batches), through the same bridge that ``AsyncConnection.run_sync`` uses.
+- ``session=`` an :class:`~sqlalchemy.ext.asyncio.AsyncSession` or
+  :class:`~sqlalchemy.ext.asyncio.AsyncConnection``: the method runs through
+  its ``run_sync`` on the underlying Session/Connection, inside the caller's
+  transaction, which is never committed or rolled back here.
+
+Drivers, chosen to be the async twins of the synchronous ones so that types,
+JSON handling and error translation behave identically:
+
+- PostgreSQL: psycopg 3 in async mode — ``create_async_engine("postgresql+psycopg://...")``
+  (SQLAlchemy picks psycopg's async dialect). The same driver as the sync
+  side; asyncpg would bring its own type codecs and exception classes.
+- SQLite: aiosqlite (``sqlite+aiosqlite:///...``), a thread around the
+  standard ``sqlite3`` module; the same WAL, busy-timeout and
+  ``BEGIN IMMEDIATE`` preparation applies.
+- MySQL/MariaDB: aiomysql (``mysql+aiomysql://...``), built on PyMySQL, the
+  sync driver, so errors and conversions match; pure Python, nothing to
+  compile (asyncmy needs a C extension).
+
+The schema check (unmigrated or out-of-date tables raise
+:class:`~queuekit.errors.SchemaNotMigratedError`) runs asynchronously: call
+``await manager.check_database()``, or let the first operation do it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.util import greenlet_spawn
+
+from queuekit.durations import Duration
+from queuekit.errors import InvalidArgumentError
+from queuekit.manager import DEFAULT_MAX_ATTEMPTS, JobManager
+from queuekit.repository import FinishedJob, Outcome
+from queuekit.types import (
+    HistoryRecord,
+    Job,
+    JobError,
+    JobQueue,
+    JobSpec,
+    PartialSuccess,
+    QueueStats,
+    RateLimit,
+    RetryPolicy,
+    TaskIdentifier,
+)
+
+T = TypeVar("T")
+AsyncSessionLike = AsyncSession | AsyncConnection | None
+
+
+def _check_async_session(session: object) -> None:
+    if session is not None and not isinstance(session, AsyncSession | AsyncConnection):
+        raise InvalidArgumentError(
+            "session must be a sqlalchemy AsyncSession, an AsyncConnection or None, "
+            f"not {type(session).__name__}"
+        )
+
+
+class AsyncJobManager:
+    """The :class:`~queuekit.JobManager` API as coroutines, over an ``AsyncEngine``."""
+
+    def __init__(
+        self,
+        bind: AsyncEngine,
+        *,
+        retry: RetryPolicy | None = None,
+        validate_payloads: bool = True,
+        schema: str | None = None,
+        schema_cache_ttl: Duration = "5 seconds",
+    ) -> None:
+        if not isinstance(bind, AsyncEngine):
+            raise InvalidArgumentError(
+                "AsyncJobManager needs a sqlalchemy AsyncEngine (create_async_engine), "
+                f"not {type(bind).__name__}"
+            )
+        self.engine = bind
+        #: The synchronous manager whose methods every coroutine runs.
+        self.sync_manager = JobManager(
+            bind.sync_engine,
+            retry=retry,
+            validate_payloads=validate_payloads,
+            schema=schema,
+            schema_cache_ttl=schema_cache_ttl,
+            check_schema=False,
+        )
+        self._checked = False
+
+    async def check_database(self) -> None:
+        """Refuse old servers and unmigrated or out-of-date schemas."""
+        await greenlet_spawn(self.sync_manager.check_database)
+        self._checked = True
+
+    async def _call(
+        self, method: Callable[..., T], session: AsyncSessionLike, *args: Any, **kwargs: Any
+    ) -> T:
+        """Run a JobManager method in the caller's async transaction, or in its own."""
+        _check_async_session(session)
+        if not self._checked:
+            await self.check_database()
+        if session is None:
+            return await greenlet_spawn(method, *args, session=None, **kwargs)
+        if isinstance(session, AsyncSession):
+            return await session.run_sync(
+                lambda sync_session: method(*args, session=sync_session, **kwargs)
+            )
+        return await session.run_sync(
+            lambda connection: method(*args, session=connection, **kwargs)
+        )
+
+    # -- enqueue ------------------------------------------------------------------
+
+    async def register_task(
+        self,
+        task_identifier: str,
+        *,
+        schema: dict[str, Any] | None,
+        session: AsyncSessionLike = None,
+    ) -> TaskIdentifier:
+        """Store, replace or (with None) remove the JSON Schema of a task's payloads."""
+        return await self._call(
+            self.sync_manager.register_task, session, task_identifier, schema=schema
+        )
+
+    async def get_task(
+        self, task_identifier: str, *, session: AsyncSessionLike = None
+    ) -> TaskIdentifier | None:
+        """One task identifier with its schema, or None."""
+        return await self._call(self.sync_manager.get_task, session, task_identifier)
+
+    async def add_job(
+        self,
+        task_identifier: str,
+        payload: Any = None,
+        *,
+        queue_name: str | None = None,
+        run_at: datetime | None = None,
+        priority: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        job_key: str | None = None,
+        job_key_mode: str | None = None,
+        flags: Sequence[str] = (),
+        rate_limit_key: str | None = None,
+        session: AsyncSessionLike = None,
+    ) -> Job:
+        """Validate the payload and enqueue one job."""
+        return await self._call(
+            self.sync_manager.add_job,
+            session,
+            task_identifier,
+            payload,
+            queue_name=queue_name,
+            run_at=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            job_key=job_key,
+            job_key_mode=job_key_mode,
+            flags=flags,
+            rate_limit_key=rate_limit_key,
+        )
+
+    async def add_jobs(
+        self, specs: Sequence[JobSpec], *, session: AsyncSessionLike = None
+    ) -> list[Job]:
+        """Validate every payload, then insert all jobs atomically; results in input order."""
+        return await self._call(self.sync_manager.add_jobs, session, specs)
+
+    # -- worker surface -------------------------------------------------------------
+
+    async def get_jobs(
+        self,
+        worker_id: str,
+        *,
+        task_identifiers: Sequence[str] | None = None,
+        forbidden_flags: Sequence[str] | None = None,
+        batch_size: int = 1,
+        history_retention: Duration = "30 days",
+        session: AsyncSessionLike = None,
+    ) -> list[Job]:
+        """Claim up to ``batch_size`` jobs; each carries the ``correlation_id`` of its attempt."""
+        return await self._call(
+            self.sync_manager.get_jobs,
+            session,
+            worker_id,
+            task_identifiers=task_identifiers,
+            forbidden_flags=forbidden_flags,
+            batch_size=batch_size,
+            history_retention=history_retention,
+        )
+
+    async def finish_jobs(
+        self, worker_id: str, outcomes: Sequence[Outcome], *, session: AsyncSessionLike = None
+    ) -> list[FinishedJob]:
+        """Record a mix of outcomes in one transaction."""
+        return await self._call(self.sync_manager.finish_jobs, session, worker_id, outcomes)
+
+    async def complete_jobs(
+        self,
+        worker_id: str,
+        jobs: Sequence[Job],
+        execution_time_ms: int,
+        *,
+        session: AsyncSessionLike = None,
+    ) -> list[Job]:
+        """Complete claimed jobs; returns those this worker still owned."""
+        return await self._call(
+            self.sync_manager.complete_jobs, session, worker_id, jobs, execution_time_ms
+        )
+
+    async def fail_jobs(
+        self,
+        worker_id: str,
+        job_errors: Sequence[JobError],
+        execution_time_ms: int,
+        *,
+        session: AsyncSessionLike = None,
+    ) -> list[Job]:
+        """Fail claimed attempts: retry with backoff, or exhaust at the last attempt."""
+        return await self._call(
+            self.sync_manager.fail_jobs, session, worker_id, job_errors, execution_time_ms
+        )
+
+    async def report_partial_success(
+        self,
+        worker_id: str,
+        job: Job,
+        partial: PartialSuccess,
+        execution_time_ms: int,
+        *,
+        session: AsyncSessionLike = None,
+    ) -> Job | None:
+        """Record a partly successful attempt: retried with backoff, or exhausted at the last."""
+        return await self._call(
+            self.sync_manager.report_partial_success,
+            session,
+            worker_id,
+            job,
+            partial,
+            execution_time_ms,
+        )
+
+    async def heartbeat(
+        self, worker_id: str, jobs: Sequence[Job], *, session: AsyncSessionLike = None
+    ) -> int:
+        """Keep the locks of running jobs fresh; returns how many are still held."""
+        return await self._call(self.sync_manager.heartbeat, session, worker_id, jobs)
+
+    async def release_jobs(
+        self, worker_id: str, jobs: Sequence[Job], *, session: AsyncSessionLike = None
+    ) -> list[Job]:
+        """Give back claimed jobs that were never run; their attempt is not consumed."""
+        return await self._call(self.sync_manager.release_jobs, session, worker_id, jobs)
+
+    # -- admin ------------------------------------------------------------------------
+
+    async def reschedule_jobs(
+        self,
+        job_ids: Sequence[uuid.UUID],
+        *,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        session: AsyncSessionLike = None,
+    ) -> list[Job]:
+        """Change when, in which order, or how often listed jobs run."""
+        return await self._call(
+            self.sync_manager.reschedule_jobs,
+            session,
+            job_ids,
+            run_at=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+        )
+
+    async def replay_failed_jobs(
+        self,
+        *,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        task_identifier: str | None = None,
+        max_attempts: int | None = None,
+        session: AsyncSessionLike = None,
+    ) -> list[Job]:
+        """Re-enqueue jobs whose final outcome was failure, atomically (flag ``replay``)."""
+        return await self._call(
+            self.sync_manager.replay_failed_jobs,
+            session,
+            from_time=from_time,
+            to_time=to_time,
+            task_identifier=task_identifier,
+            max_attempts=max_attempts,
+        )
+
+    async def permanently_fail_jobs(
+        self, job_ids: Sequence[uuid.UUID], reason: str, *, session: AsyncSessionLike = None
+    ) -> list[Job]:
+        """Exhaust listed jobs with ``reason`` (a running one loses its lock)."""
+        return await self._call(self.sync_manager.permanently_fail_jobs, session, job_ids, reason)
+
+    async def force_unlock_jobs(
+        self, worker_ids: Sequence[str] | None = None, *, session: AsyncSessionLike = None
+    ) -> list[Job]:
+        """Unlock the jobs of these workers; None means every locked job, ``[]`` none."""
+        return await self._call(self.sync_manager.force_unlock_jobs, session, worker_ids)
+
+    async def force_unlock_queues(
+        self, queue_names: Sequence[str] | None = None, *, session: AsyncSessionLike = None
+    ) -> list[JobQueue]:
+        """Free these named queues (None: all, ``[]``: none) with any job still running in them."""
+        return await self._call(self.sync_manager.force_unlock_queues, session, queue_names)
+
+    # -- maintenance ------------------------------------------------------------------
+
+    async def reset_locked_jobs(
+        self, *, lock_timeout: Duration = "4 hours", session: AsyncSessionLike = None
+    ) -> int:
+        """Unlock jobs locked longer than ``lock_timeout``; their attempts close as failed."""
+        return await self._call(
+            self.sync_manager.reset_locked_jobs, session, lock_timeout=lock_timeout
+        )
+
+    async def gc_job_history(self, *, session: AsyncSessionLike = None) -> int:
+        """Delete history rows past their ``expires_at``."""
+        return await self._call(self.sync_manager.gc_job_history, session)
+
+    async def gc_job_queues(self, *, session: AsyncSessionLike = None) -> int:
+        """Delete named queues with no job and no lock."""
+        return await self._call(self.sync_manager.gc_job_queues, session)
+
+    async def gc_task_identifiers(
+        self, *, keep: Duration = "7 days", session: AsyncSessionLike = None
+    ) -> int:
+        """Delete task identifiers unused for ``keep`` that have no schema and no job."""
+        return await self._call(self.sync_manager.gc_task_identifiers, session, keep=keep)
+
+    # -- rate limits --------------------------------------------------------------------
+
+    async def register_rate_limit(
+        self, key: str, capacity: int, interval: Duration, *, session: AsyncSessionLike = None
+    ) -> RateLimit:
+        """Create or change a token bucket of ``capacity`` jobs per ``interval``."""
+        return await self._call(
+            self.sync_manager.register_rate_limit, session, key, capacity, interval
+        )
+
+    async def refill_rate_limits(self, *, session: AsyncSessionLike = None) -> int:
+        """Refill every bucket whose window has passed; returns how many."""
+        return await self._call(self.sync_manager.refill_rate_limits, session)
+
+    async def get_rate_limit(
+        self, key: str, *, session: AsyncSessionLike = None
+    ) -> RateLimit | None:
+        """One bucket, or None."""
+        return await self._call(self.sync_manager.get_rate_limit, session, key)
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def get_job(self, job_id: uuid.UUID, *, session: AsyncSessionLike = None) -> Job | None:
+        """One job, or None (completed jobs are gone: see ``job_history``)."""
+        return await self._call(self.sync_manager.get_job, session, job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        task_identifier: str | None = None,
+        queue_name: str | None = None,
+        limit: int = 100,
+        session: AsyncSessionLike = None,
+    ) -> list[Job]:
+        """Jobs in claim order, filtered by status, task and queue."""
+        return await self._call(
+            self.sync_manager.list_jobs,
+            session,
+            status=status,
+            task_identifier=task_identifier,
+            queue_name=queue_name,
+            limit=limit,
+        )
+
+    async def job_history(
+        self, job_id: uuid.UUID, *, session: AsyncSessionLike = None
+    ) -> list[HistoryRecord]:
+        """Every attempt of a job, newest first."""
+        return await self._call(self.sync_manager.job_history, session, job_id)
+
+    async def query_history(
+        self,
+        *,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        task_identifier: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        session: AsyncSessionLike = None,
+    ) -> list[HistoryRecord]:
+        """History rows started within a window, by task and status, newest first."""
+        return await self._call(
+            self.sync_manager.query_history,
+            session,
+            from_time=from_time,
+            to_time=to_time,
+            task_identifier=task_identifier,
+            status=status,
+            limit=limit,
+        )
+
+    async def list_queues(self, *, session: AsyncSessionLike = None) -> list[JobQueue]:
+        """Every named queue with its lock and job count."""
+        return await self._call(self.sync_manager.list_queues, session)
+
+    async def stats(self, *, session: AsyncSessionLike = None) -> QueueStats:
+        """Counts by status, task and queue, and the oldest available job's age."""
+        return await self._call(self.sync_manager.stats, session)
+
+    async def now(self, *, session: AsyncSessionLike = None) -> datetime:
+        """The database clock, which every queue decision uses."""
+        return await self._call(self.sync_manager.now, session)
+
+
+__all__ = ["AsyncJobManager", "AsyncSessionLike"]
