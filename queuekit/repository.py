@@ -677,7 +677,9 @@ class Repository:
                 queue, key = candidate.queue_name, candidate.rate_limit_key
                 if queue is not None and (queue not in free_queues or queue in taken_queues):
                     continue
-                if key is not None and key in buckets and spent[key] >= buckets[key][0]:
+                # A key whose bucket this claim could not lock (another claim
+                # holds it) gives no token; taking the job would overrun it.
+                if key is not None and (key not in buckets or spent[key] >= buckets[key][0]):
                     continue
                 chosen.append(candidate)
                 if queue is not None:
