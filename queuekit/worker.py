@@ -124,10 +124,11 @@ class _Run:
 
 @dataclass
 class _Pending:
-    """An outcome waiting to be flushed, and why it was produced."""
+    """An outcome waiting to be flushed."""
 
     outcome: Outcome
-    timed_out: bool = False
+    #: A flush of it failed before: that flush may have committed with its answer lost.
+    retried: bool = False
 
 
 Mode = Literal["run", "drain"]
@@ -617,6 +618,8 @@ class Worker:
                     failures = 0
                     continue
                 with self._lock:
+                    for pending in batch:
+                        pending.retried = True
                     self._pending[:0] = batch
                     self._flushing -= 1
                 self._bookkeeping_error("flush", error)
@@ -667,6 +670,22 @@ class Worker:
             recorded.append(pending)
         self._recorded(recorded, finished)
 
+    def _applied_earlier(self, outcome: Outcome) -> FinishedJob | None:
+        """The outcome as a flush whose answer was lost recorded it, or None if it did not."""
+        job = outcome.job
+        try:
+            history = self.manager.job_history(job.id)
+            record = next((h for h in history if h.correlation_id == job.correlation_id), None)
+            if record is None or record.worker_id != self.worker_id:
+                return None
+            if record.status != outcome.kind:
+                return None
+            current = self.manager.get_job(job.id)
+        except Exception:
+            return None
+        exhausted = current is not None and current.status == "exhausted"
+        return FinishedJob(outcome, current or job, exhausted)
+
     def _recorded_partly(self, batch: list[_Pending], finished: list[FinishedJob]) -> None:
         with self._lock:
             self._flushing += 1  # _recorded settles one flush
@@ -674,6 +693,11 @@ class Worker:
 
     def _recorded(self, batch: list[_Pending], finished: list[FinishedJob]) -> None:
         applied = {f.outcome.job.correlation_id: f for f in finished}
+        for pending in batch:
+            if pending.retried and pending.outcome.job.correlation_id not in applied:
+                confirmed = self._applied_earlier(pending.outcome)
+                if confirmed is not None:
+                    applied[pending.outcome.job.correlation_id] = confirmed
         events: list[tuple[str, dict[str, Any]]] = []
         wants = self.events.wants
         with self._lock:
@@ -779,7 +803,7 @@ class Worker:
             "job %s (%s) timed out after %s", run.job.id, run.job.task_identifier, self.job_timeout
         )
         self._queue_outcome(
-            _Pending(Outcome(run.job, "failed", _elapsed_ms(run.started), error=error), True)
+            _Pending(Outcome(run.job, "failed", _elapsed_ms(run.started), error=error))
         )
 
     def _heartbeat(self) -> None:
@@ -802,7 +826,7 @@ class Worker:
             try:
                 listener = self.manager.dialect.open_listener(self.manager.engine)
             except Exception as error:
-                log.warning("cannot open the notification listener (polling meanwhile): %s", error)
+                self._bookkeeping_error("listen", error)
                 self._background_stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
@@ -815,7 +839,7 @@ class Worker:
                     if listener.wait(LISTEN_TICK):
                         self._nudge()
             except Exception as error:
-                log.warning("notification listener lost (reconnecting): %s", error)
+                self._bookkeeping_error("listen", error)  # reconnects; polling meanwhile
             finally:
                 listener.close()
 

@@ -453,6 +453,34 @@ def test_bookkeeping_errors_are_retried_not_recorded_as_failures(
     assert errors[0].data["error"] == "connection lost"
 
 
+def test_a_lost_flush_answer_is_recognised(
+    manager: JobManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush that committed but whose answer was lost is retried without double counting."""
+    jobs = manager.add_jobs([JobSpec("t", {"n": n}, max_attempts=1) for n in range(4)])
+    real_finish = manager.finish_jobs
+    calls: list[int] = []
+
+    def lossy_finish(worker_id: str, outcomes: Any, **kwargs: Any) -> Any:
+        finished = real_finish(worker_id, outcomes, **kwargs)
+        calls.append(len(outcomes))
+        if len(calls) == 1:
+            raise TransientDatabaseError("server closed the connection unexpectedly")
+        return finished
+
+    monkeypatch.setattr(manager, "finish_jobs", lossy_finish)
+
+    def task(payload: dict[str, Any], _ctx: JobContext) -> None:
+        if payload["n"] % 2:
+            raise ValueError("odd")
+
+    worker = quiet_worker(manager, {"t": task}, concurrency=1, prefetch=0)
+    stats = worker.drain()
+    assert (stats.completed, stats.failed, stats.exhausted, stats.errors) == (2, 2, 2, 1)
+    for job in jobs:
+        assert len(manager.job_history(job.id)) == 1
+
+
 def test_a_lost_claim_answer_releases_the_orphans(
     manager: JobManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
