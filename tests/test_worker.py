@@ -12,12 +12,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import create_database_url
 
 from queuekit import (
     DatabaseError,
@@ -31,6 +33,7 @@ from queuekit import (
     RetryPolicy,
     TransientDatabaseError,
     Worker,
+    migrations,
 )
 from queuekit.models import job_history
 from queuekit.worker import JobTimeoutError
@@ -573,3 +576,64 @@ def test_running_worker_picks_up_new_jobs(manager: JobManager) -> None:
     finally:
         worker.stop()
     assert manager.list_jobs() == []
+
+
+# -- PostgreSQL wake-up ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_manager(tmp_path: Path) -> Iterator[JobManager]:
+    """A JobManager on a fresh PostgreSQL database (LISTEN/NOTIFY exists only there)."""
+    for url in create_database_url("postgresql", tmp_path):
+        engine = sa.create_engine(url)
+        migrations.upgrade(engine)
+        yield JobManager(engine)
+        engine.dispose()
+
+
+def listener_pids(manager: JobManager) -> set[int]:
+    with manager.engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            ).scalars()
+        )
+
+
+def test_notifications_wake_an_idle_worker_and_a_lost_listener_reconnects(
+    pg_manager: JobManager,
+) -> None:
+    manager = pg_manager
+    done: list[int] = []
+    arrived = threading.Condition()
+
+    def ping(payload: dict[str, Any], _ctx: JobContext) -> None:
+        with arrived:
+            done.append(payload["n"])
+            arrived.notify_all()
+
+    def run_one(n: int) -> None:
+        manager.add_job("ping", {"n": n})
+        with arrived:
+            assert arrived.wait_for(lambda: n in done, PATIENCE), f"job {n} was not picked up"
+
+    # Polling once an hour: only a notification can bring the later jobs in.
+    worker = Worker(manager, {"ping": ping}, poll_interval="1 hour", maintenance=False)
+    worker.start()
+    try:
+        wait_until(lambda: len(listener_pids(manager)) == 1, "the listener")
+        run_one(1)  # may be caught by the claim that follows connecting
+        run_one(2)
+        [first] = listener_pids(manager)
+        with manager.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        wait_until(lambda: listener_pids(manager) - {first} != set(), "a new listener")
+        run_one(3)
+        run_one(4)
+    finally:
+        worker.stop()
+    assert done == [1, 2, 3, 4]
+    assert worker.stats.errors >= 1  # the lost connection was reported
