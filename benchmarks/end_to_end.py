@@ -1,0 +1,85 @@
+"""End-to-end throughput: one worker draining 20,000 no-op jobs, against a raw claim loop.
+
+queuekit's side is a :class:`~queuekit.worker.Worker` in this process
+running ``drain()``: each job is claimed (lock plus a ``started`` history
+row), run, and finished (deleted, its history row closed) in batched
+transactions. The baseline is the bare loop of a queue without history:
+``SELECT id ... ORDER BY priority, run_at, id LIMIT 100 FOR UPDATE SKIP
+LOCKED`` then ``DELETE ... WHERE id IN (...)``, one transaction per batch.
+Enqueueing the jobs is not timed on either side.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+
+from benchmarks.common import Measurement, RawQueue, timed
+from queuekit import JobManager, JobSpec
+from queuekit.worker import JobContext, Worker
+
+ORDER = 20
+JOBS = int(os.environ.get("QUEUEKIT_BENCH_E2E_JOBS", "20000"))
+RAW_BATCH = 100
+CONCURRENCY = int(os.environ.get("QUEUEKIT_BENCH_CONCURRENCY", "20"))
+TASK = "bench.noop"
+
+
+def noop(payload: dict[str, Any], ctx: JobContext) -> None:
+    """The task: nothing at all, so only the queue's own cost is measured."""
+
+
+def drain_raw(raw: RawQueue) -> int:
+    """Claim and delete batches until the table is empty; returns how many rows went."""
+    total = 0
+    while True:
+        taken = raw.claim_and_delete(RAW_BATCH)
+        if not taken:
+            return total
+        total += taken
+
+
+def run(dialect: str, url: str) -> list[Measurement]:
+    """Measure the raw loop first (on a clean table), then queuekit's worker."""
+    payloads = [{"n": n} for n in range(JOBS)]
+    raw = RawQueue(dialect, url)
+    try:
+        raw.insert_many(TASK, payloads)
+        removed: list[int] = []
+        raw_seconds = timed(lambda: removed.append(drain_raw(raw)))
+        if removed != [JOBS]:
+            raise RuntimeError(f"the raw loop removed {removed} rows, expected {JOBS}")
+    finally:
+        raw.close()
+
+    engine = sa.create_engine(url)
+    try:
+        manager = JobManager(engine)
+        for start in range(0, JOBS, 5000):
+            manager.add_jobs([JobSpec(TASK, p) for p in payloads[start : start + 5000]])
+        worker = Worker(
+            manager,
+            {TASK: noop},
+            concurrency=CONCURRENCY,
+            worker_id="bench-worker",
+            poll_interval="0.5 seconds",
+            maintenance=False,
+        )
+        results = []
+        seconds = timed(lambda: results.append(worker.drain()))
+        if results[0].completed != JOBS:
+            raise RuntimeError(f"the worker completed {results[0].completed} of {JOBS} jobs")
+    finally:
+        engine.dispose()
+    return [
+        Measurement(
+            f"end to end, {JOBS:,} no-op jobs",
+            JOBS / seconds,
+            "jobs/s",
+            f"SKIP LOCKED claim+DELETE, batch {RAW_BATCH}",
+            JOBS / raw_seconds,
+            target=0.40 if dialect == "postgresql" else None,
+        )
+    ]
