@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from queuekit.async_manager import AsyncJobManager
+from typing import TYPE_CHECKING
+
 from queuekit.cron import CronJob
 from queuekit.errors import (
     DatabaseError,
@@ -35,7 +36,30 @@ from queuekit.types import (
 )
 from queuekit.worker import JobContext, Worker
 
+if TYPE_CHECKING:
+    from queuekit.async_manager import AsyncJobManager
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Import :class:`AsyncJobManager` on first use.
+
+    SQLAlchemy's asyncio support needs ``greenlet``, which only the ``*-async``
+    extras install; a synchronous application must be able to import queuekit
+    without it.
+    """
+    if name == "AsyncJobManager":
+        try:
+            from queuekit.async_manager import AsyncJobManager
+        except ImportError as error:
+            raise ImportError(
+                f"AsyncJobManager needs SQLAlchemy's asyncio support ({error}); install "
+                "queuekit[postgresql-async], queuekit[sqlite-async] or queuekit[mysql-async]"
+            ) from error
+        return AsyncJobManager
+    raise AttributeError(f"module 'queuekit' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncJobManager",
