@@ -8,8 +8,17 @@ comments that readers never see:
 - ``<!-- docs-test: skip REASON -->`` keeps the block out of the run (it is
   still compiled); the reason says why, e.g. it blocks until interrupted;
 - ``<!-- docs-test: postgresql -->`` marks a block that needs a PostgreSQL
-  server: Python blocks are left out of the SQLite run, SQL blocks run on a
-  migrated PostgreSQL database.
+  server: it is left out of the SQLite run; Python blocks run instead, in
+  order, with ``DATABASE_URL`` naming a fresh PostgreSQL database where
+  queuekit's tables are migrated in the default schema, and SQL
+  blocks run on a migrated PostgreSQL database;
+- ``<!-- docs-test: run -->`` marks a shell block to run (shell blocks do
+  not run otherwise: most say ``pip install``); the run blocks of a file run
+  in order, with ``bash -e``, in one empty directory;
+- ``<!-- docs-test: excerpt PATH -->`` marks an excerpt of a file of the
+  repository that a test runs (an ``env.py``, an ``alembic.ini``): the
+  block's lines, ``...`` and blank lines aside, must appear in that file in
+  the same order.
 """
 
 from __future__ import annotations
@@ -37,6 +46,13 @@ class Block:
     name: str | None = None
     skip: str | None = None
     postgresql: bool = False
+    excerpt: str | None = None
+    run: bool = False
+
+    @property
+    def runs_on_sqlite(self) -> bool:
+        """Whether the SQLite run of its file executes it."""
+        return self.skip is None and not self.postgresql and self.excerpt is None
 
     @property
     def where(self) -> str:
@@ -57,8 +73,10 @@ def blocks(path: Path) -> list[Block]:
             kind, value = match.groups()
             if kind == "example":
                 markers["name"] = value
-            elif value == "postgresql":
-                markers["postgresql"] = value
+            elif value in ("postgresql", "run"):
+                markers[value] = value
+            elif value.startswith("excerpt "):
+                markers["excerpt"] = value.removeprefix("excerpt ").strip()
             elif value.startswith("skip"):
                 markers["skip"] = value.removeprefix("skip").strip() or "(no reason given)"
             else:
@@ -78,6 +96,8 @@ def blocks(path: Path) -> list[Block]:
                     name=markers.get("name"),
                     skip=markers.get("skip"),
                     postgresql="postgresql" in markers,
+                    excerpt=markers.get("excerpt"),
+                    run="run" in markers,
                 )
             )
             markers = {}
