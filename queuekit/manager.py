@@ -50,6 +50,7 @@ from queuekit.validation import (
     check_required_name,
     check_worker_id,
     compile_schema,
+    contains_nul,
     schema_errors,
 )
 
@@ -632,6 +633,9 @@ def _check_partial(partial: object) -> None:
             raise InvalidArgumentError(f"PartialSuccess.{name} must be a list of strings")
     if partial.retry_from_step is not None and not isinstance(partial.retry_from_step, str):
         raise InvalidArgumentError("PartialSuccess.retry_from_step must be a string or None")
+    steps = [partial.completed_steps, partial.failed_steps, partial.retry_from_step]
+    if contains_nul([*steps, partial.results]):
+        raise InvalidArgumentError("PartialSuccess must not contain NUL characters")
     try:
         import json
 

@@ -36,6 +36,8 @@ def check_name(value: object, *, name: str, optional: bool = False) -> str | Non
         raise InvalidArgumentError(f"{name} must not be empty")
     if len(value) > NAME_LENGTH:
         raise InvalidArgumentError(f"{name} must be at most {NAME_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{name} must not contain NUL characters")
     return value
 
 
@@ -81,6 +83,21 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
+def contains_nul(value: object) -> bool:
+    """Whether a JSON value holds a NUL character in any string or key.
+
+    PostgreSQL cannot store NUL in text or JSON, so queuekit refuses it on
+    every dialect alike instead of failing there with a driver error.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
 def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
     """Return the payload as a JSON object, refusing what JSON cannot carry."""
     if payload is None:
@@ -103,6 +120,12 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
             task_identifier, [{"path": "$", "message": f"not JSON-serialisable: {error}"}], payload
         ) from None
     decoded: dict[str, Any] = json.loads(text)
+    if contains_nul(decoded):
+        raise PayloadValidationError(
+            task_identifier,
+            [{"path": "$", "message": "contains a NUL character, which cannot be stored"}],
+            payload,
+        )
     return decoded
 
 
@@ -164,6 +187,8 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         json.dumps(schema, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidSchemaError(f"schema for {task_identifier!r} is not JSON: {error}") from None
+    if contains_nul(schema):
+        raise InvalidSchemaError(f"schema for {task_identifier!r} contains a NUL character")
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(dict(schema))

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from conftest import create_database_url
 from sqlalchemy.orm import Session
 
+from queuekit import migrations
 from queuekit.models import metadata
 
 WORKER = "worker-one"
 OTHER_WORKER = "worker-two"
 SESSION_KINDS = ("session", "connection", "none")
+
+
+def emptied(engine: sa.Engine) -> sa.Engine:
+    """Delete every queuekit row, so a module's database starts each test empty."""
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    return engine
 
 
 def row_counts(engine: sa.Engine) -> dict[str, int]:
@@ -95,12 +106,14 @@ def caller_transaction(
         yield None
 
 
-def wait_until(check: Callable[[], bool], attempts: int = 200) -> bool:
-    """Poll ``check`` a bounded number of times (for state, never for speed)."""
-    import time
-
-    for _ in range(attempts):
-        if check():
-            return True
-        time.sleep(0.01)
-    return check()
+@contextmanager
+def fresh_database(dialect: str, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A new database of ``dialect`` migrated to head, dropped afterwards."""
+    urls = create_database_url(dialect, tmp_path)
+    engine = sa.create_engine(next(urls))
+    try:
+        migrations.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        next(urls, None)

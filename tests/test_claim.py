@@ -9,16 +9,31 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conformance import OTHER_WORKER, WORKER
+from conformance import OTHER_WORKER, WORKER, emptied, fresh_database
 
 from queuekit import JobError, JobManager, JobSpec
 from queuekit.models import job_history, job_queues, rate_limits
 
 MS = timedelta(milliseconds=1)
+
+
+@pytest.fixture
+def engine(module_engine: sa.Engine) -> sa.Engine:
+    """This module's migrated database of the parametrized dialect, emptied for each test."""
+    return emptied(module_engine)
+
+
+@pytest.fixture
+def server_manager(server_dialect: str, tmp_path: Path) -> Iterator[JobManager]:
+    """A JobManager on a fresh database of a server dialect (row locks, concurrent claims)."""
+    with fresh_database(server_dialect, tmp_path) as engine:
+        yield JobManager(engine)
 
 
 def _expire_window(engine: sa.Engine, key: str) -> None:
@@ -186,9 +201,10 @@ def test_rule_failure_LockJobQueue_2_nothing_available(manager: JobManager) -> N
     assert manager.get_jobs(WORKER, batch_size=3) == []
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "mariadb"], indirect=True)
-def test_claims_skip_jobs_another_open_claim_holds(manager: JobManager, engine: sa.Engine) -> None:
+def test_claims_skip_jobs_another_open_claim_holds(server_manager: JobManager) -> None:
     """SKIP LOCKED: a claim in an open transaction neither blocks nor shares its jobs."""
+    manager = server_manager
+    engine = manager.engine
     first, second = manager.add_jobs([JobSpec("t", {"n": 1}), JobSpec("t", {"n": 2})])
     with engine.connect() as conn:
         transaction = conn.begin()
@@ -434,9 +450,10 @@ def test_register_rate_limit_and_token_bound(manager: JobManager) -> None:
     assert manager.get_rate_limit("k") == smaller
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "mariadb"], indirect=True)
-def test_concurrent_claims_never_exceed_tokens(manager: JobManager, engine: sa.Engine) -> None:
+def test_concurrent_claims_never_exceed_tokens(server_manager: JobManager) -> None:
     """A claim waiting on a bucket another open claim emptied takes nothing from it."""
+    manager = server_manager
+    engine = manager.engine
     manager.register_rate_limit("one", 1, "1 hour")
     manager.add_jobs([JobSpec("t", {"n": i}, rate_limit_key="one") for i in range(4)])
     results: list[list[uuid.UUID]] = []

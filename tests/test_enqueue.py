@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conformance import WORKER, row_counts, snapshot
+from conformance import WORKER, emptied, row_counts, snapshot
 
 from queuekit import (
     JobError,
@@ -25,6 +25,12 @@ from queuekit import (
 from queuekit.models import jobs
 
 MODES = ("replace", "preserve_run_at", "unsafe_dedupe")
+
+
+@pytest.fixture
+def engine(module_engine: sa.Engine) -> sa.Engine:
+    """This module's migrated database of the parametrized dialect, emptied for each test."""
+    return emptied(module_engine)
 
 
 def _live_jobs_with_key(engine: sa.Engine, key: str) -> list[uuid.UUID]:

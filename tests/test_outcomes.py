@@ -14,13 +14,19 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from conformance import OTHER_WORKER, WORKER, caller_transaction
+from conformance import OTHER_WORKER, WORKER, caller_transaction, emptied
 
 from queuekit import JobError, JobManager, JobSpec, PartialSuccess, RetryPolicy
 from queuekit.models import job_history, task_identifiers
 from queuekit.types import Job
 
 MS = timedelta(milliseconds=1)
+
+
+@pytest.fixture
+def engine(module_engine: sa.Engine) -> sa.Engine:
+    """This module's migrated database of the parametrized dialect, emptied for each test."""
+    return emptied(module_engine)
 
 
 def _claim_one(manager: JobManager, *args: object, **options: object) -> Job:

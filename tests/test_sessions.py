@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conformance import SESSION_KINDS, WORKER, caller_transaction, row_counts
+from conformance import SESSION_KINDS, WORKER, caller_transaction, emptied, row_counts
 from sqlalchemy.orm import Session
 
 from queuekit import JobError, JobManager, JobSpec, PartialSuccess
 from queuekit.models import job_history, jobs
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+@pytest.fixture
+def engine(module_engine: sa.Engine) -> sa.Engine:
+    """This module's migrated database of the parametrized dialect, emptied for each test."""
+    return emptied(module_engine)
 
 
 def _every_operation(
@@ -104,6 +110,13 @@ def test_session_business_rows_and_job_share_one_transaction(
     """A host row and a job written in one Session commit or vanish together."""
     host = sa.Table("host_orders", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
     host.create(engine)
+    try:
+        _business_rows_and_job(manager, engine, host)
+    finally:
+        host.drop(engine)
+
+
+def _business_rows_and_job(manager: JobManager, engine: sa.Engine, host: sa.Table) -> None:
     with Session(engine) as session:
         session.execute(host.insert().values(id=1))
         job = manager.add_job("ship", {"order": 1}, session=session)

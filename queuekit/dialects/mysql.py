@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -67,9 +68,14 @@ class MySQLSupport(DialectSupport):
 
     def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
         # JSON_OVERLAPS is missing from MariaDB 10.6; one JSON_CONTAINS per flag works everywhere.
-        return or_(
-            *(func.json_contains(flags_column, func.json_quote(flag)) == 1 for flag in flags)
+        # MariaDB keeps JSON as text and compares strings without decoding \u escapes,
+        # so each flag is matched both as the driver serialises it (non-ASCII escaped)
+        # and unescaped; MySQL compares decoded values and matches either.
+        candidates = sorted(
+            {json.dumps(flag) for flag in flags}
+            | {json.dumps(flag, ensure_ascii=False) for flag in flags}
         )
+        return or_(*(func.json_contains(flags_column, text) == 1 for text in candidates))
 
     def upsert(
         self,
