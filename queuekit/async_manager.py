@@ -103,13 +103,29 @@ class AsyncJobManager:
         await greenlet_spawn(self.sync_manager.check_database)
         self._checked = True
 
+    async def _check_database_in(self, session: AsyncSessionLike) -> None:
+        """The first operation's schema check, through the caller's connection if any.
+
+        A check on a connection of its own could wait for a lock the caller's
+        transaction holds (SQLite's write lock) until the busy timeout.
+        """
+        if session is None:
+            await self.check_database()
+            return
+        check = self.sync_manager.check_database
+        if isinstance(session, AsyncSession):
+            await session.run_sync(lambda sync_session: check(session=sync_session))
+        else:
+            await session.run_sync(lambda connection: check(session=connection))
+        self._checked = True
+
     async def _call(
         self, method: Callable[..., T], session: AsyncSessionLike, *args: Any, **kwargs: Any
     ) -> T:
         """Run a JobManager method in the caller's async transaction, or in its own."""
         _check_async_session(session)
         if not self._checked:
-            await self.check_database()
+            await self._check_database_in(session)
         if session is None:
             return await greenlet_spawn(method, *args, session=None, **kwargs)
         if isinstance(session, AsyncSession):

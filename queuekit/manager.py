@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,7 +26,13 @@ from queuekit.errors import (
     translate_db_errors,
 )
 from queuekit.repository import FinishedJob, Outcome, Repository
-from queuekit.session import SessionLike, Transactions, check_session, on_transaction_end
+from queuekit.session import (
+    SessionLike,
+    Transactions,
+    caller_connection,
+    check_session,
+    on_transaction_end,
+)
 from queuekit.types import (
     HISTORY_STATUSES,
     JOB_STATUSES,
@@ -95,11 +102,21 @@ class JobManager:
         if check_schema:
             self.check_database()
 
-    def check_database(self) -> None:
-        """Refuse old servers and unmigrated or out-of-date schemas."""
+    def check_database(self, *, session: SessionLike = None) -> None:
+        """Refuse old servers and unmigrated or out-of-date schemas.
+
+        With ``session=`` the check reads through the caller's connection (it
+        writes nothing), so it never waits for a lock the caller holds, such
+        as SQLite's write lock taken by the caller's open transaction.
+        """
         from queuekit import migrations
 
-        with translate_db_errors(), self.engine.connect() as conn:
+        check_session(session)
+        with translate_db_errors(), ExitStack() as stack:
+            if session is None:
+                conn = stack.enter_context(self.engine.connect())
+            else:
+                conn = caller_connection(session)
             self.dialect.check_version(conn)
             migrations.check(conn, schema=self.schema)
 
