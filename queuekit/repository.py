@@ -509,8 +509,7 @@ class Repository:
         self._detach_keys(conn, detach_running, running=True)
         for doomed in chunks(deletes):
             self.run(conn, delete(jobs).where(jobs.c.id.in_(list(doomed))))
-        for job_id, new_job in preserved.items():
-            self._preserve_run_at(conn, job_id, new_job)
+        self._preserve_run_at(conn, preserved)
 
         inserted: set[Any] = set()
         for batch in chunks(list(inserts.values())):
@@ -599,23 +598,29 @@ class Repository:
         for part in chunks(list(ids)):
             self.run(conn, update(jobs).where(jobs.c.id.in_(list(part))).values(values))
 
-    def _preserve_run_at(self, conn: Connection, job_id: uuid.UUID, new_job: NewJob) -> None:
-        self.run(
-            conn,
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(
-                task_identifier=new_job.task_identifier,
-                payload=new_job.payload,
-                queue_name=new_job.queue_name,
-                priority=new_job.priority,
-                max_attempts=new_job.max_attempts,
-                flags=list(new_job.flags),
-                rate_limit_key=new_job.rate_limit_key,
-                revision=jobs.c.revision + 1,
-                updated_at=self.dialect.now(),
-            ),
-        )
+    def _preserve_run_at(self, conn: Connection, updates: Mapping[uuid.UUID, NewJob]) -> None:
+        """Update available rows in place but keep their ``run_at``: a few rows per statement."""
+        now = self.dialect.now()
+        for part in chunks(list(updates), CHUNK // 2):
+            fields: dict[str, dict[uuid.UUID, Any]] = {
+                name: {job_id: getattr(updates[job_id], name) for job_id in part}
+                for name in (
+                    "task_identifier",
+                    "payload",
+                    "queue_name",
+                    "priority",
+                    "max_attempts",
+                    "rate_limit_key",
+                )
+            }
+            fields["flags"] = {job_id: list(updates[job_id].flags) for job_id in part}
+            values: dict[str, Any] = {
+                name: self._per_row(jobs.c.id, jobs.c[name], per_row)
+                for name, per_row in fields.items()
+            }
+            values["revision"] = jobs.c.revision + 1
+            values["updated_at"] = now
+            self.run(conn, update(jobs).where(jobs.c.id.in_(list(part))).values(values))
 
     # -- claim ----------------------------------------------------------------
 

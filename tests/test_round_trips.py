@@ -1,0 +1,128 @@
+"""Speed by counting: bulk writes and batch claims/outcomes use few, constant statements.
+
+Statements are counted with a ``before_cursor_execute`` listener on a real
+database of each dialect (a multi-row INSERT batch counts as one), never timed.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from conformance import WORKER, counting, emptied
+
+from queuekit import JobError, JobManager, JobSpec, PartialSuccess
+from queuekit.repository import Outcome
+
+BATCHES = (1, 10, 50)
+
+
+@pytest.fixture
+def engine(module_engine: sa.Engine) -> sa.Engine:
+    """This module's migrated database of the parametrized dialect, emptied for each test."""
+    return emptied(module_engine)
+
+
+def test_add_jobs_is_a_bulk_write(manager: JobManager, engine: sa.Engine) -> None:
+    manager.register_rate_limit("api", 10, "1 minute")
+    specs = [
+        JobSpec(
+            f"task{i % 4}",
+            {"i": i},
+            queue_name=f"q{i % 50}" if i % 3 == 0 else None,
+            flags=("a",) if i % 2 else (),
+            rate_limit_key="api" if i % 7 == 0 else None,
+        )
+        for i in range(10_000)
+    ]
+    with counting(engine) as counter:
+        added = manager.add_jobs(specs)
+    assert len(added) == 10_000
+    assert [job.payload["i"] for job in added[:3]] == [0, 1, 2]
+    assert added[-1].payload == {"i": 9999}
+    # About five statements per thousand jobs at most, never one per job.
+    assert counter.count <= 50, counter.statements[:20]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM queuekit_jobs")).scalar() == 10_000
+
+
+def test_add_jobs_with_keys_is_a_bulk_write(manager: JobManager, engine: sa.Engine) -> None:
+    manager.add_jobs([JobSpec("t", {"old": i}, job_key=f"k{i}") for i in range(0, 3000, 2)])
+    modes = ("replace", "preserve_run_at", "unsafe_dedupe")
+    specs = [
+        JobSpec("t", {"new": i}, job_key=f"k{i}", job_key_mode=modes[i % 3]) for i in range(3000)
+    ]
+    with counting(engine) as counter:
+        added = manager.add_jobs(specs)
+    assert len(added) == 3000
+    assert counter.count <= 30, counter.statements[:20]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM queuekit_jobs")).scalar() == 3000
+
+
+@pytest.mark.parametrize("shape", ["plain", "queues_and_keys"])
+def test_claim_statement_count_does_not_depend_on_batch_size(
+    manager: JobManager, engine: sa.Engine, shape: str
+) -> None:
+    manager.register_rate_limit("api", 1000, "1 hour")
+    keyed = shape == "queues_and_keys"
+    manager.add_jobs(
+        [
+            JobSpec(
+                "t",
+                {"i": i},
+                queue_name=f"q{i}" if keyed else None,
+                rate_limit_key="api" if keyed else None,
+            )
+            for i in range(sum(BATCHES) + 20)
+        ]
+    )
+    counts = []
+    for size in BATCHES:
+        with counting(engine) as counter:
+            claimed = manager.get_jobs(WORKER, batch_size=size)
+        assert len(claimed) == size
+        counts.append(counter.count)
+    assert len(set(counts)) == 1, dict(zip(BATCHES, counts, strict=True))
+
+
+@pytest.mark.parametrize("outcome", ["complete", "fail", "mixed"])
+def test_outcome_statement_count_does_not_depend_on_batch_size(
+    manager: JobManager, engine: sa.Engine, outcome: str
+) -> None:
+    # A mixed flush needs three jobs to hold all three kinds of outcome.
+    sizes = (3, 10, 50) if outcome == "mixed" else BATCHES
+    manager.add_jobs([JobSpec("t", {"i": i}, queue_name=f"q{i}") for i in range(sum(sizes))])
+    counts = []
+    for size in sizes:
+        claimed = manager.get_jobs(WORKER, batch_size=size)
+        assert len(claimed) == size
+        with counting(engine) as counter:
+            if outcome == "complete":
+                finished: list[object] = list(manager.complete_jobs(WORKER, claimed, 5))
+            elif outcome == "fail":
+                errors = [
+                    JobError(job, f"e{n}" if n % 2 else None) for n, job in enumerate(claimed)
+                ]
+                finished = list(manager.fail_jobs(WORKER, errors, 5))
+            else:
+                kinds = ("completed", "failed", "partial_success")
+                finished = list(
+                    manager.finish_jobs(
+                        WORKER,
+                        [
+                            Outcome(
+                                job,
+                                kinds[n % 3],
+                                n,
+                                error="boom" if n % 3 == 1 else None,
+                                partial=PartialSuccess(["a"], [], None, {"n": n})
+                                if n % 3 == 2
+                                else None,
+                            )
+                            for n, job in enumerate(claimed)
+                        ],
+                    )
+                )
+        assert len(finished) == size
+        counts.append(counter.count)
+    assert len(set(counts)) == 1, dict(zip(sizes, counts, strict=True))
