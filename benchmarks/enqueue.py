@@ -44,6 +44,7 @@ def run(dialect: str, url: str) -> list[Measurement]:
             raw.insert_one(TASK, payload(n))
         single: list[float] = []
         single_raw: list[float] = []
+        single_notify: list[float] = []
         bulk: list[float] = []
         bulk_raw: list[float] = []
         for _ in range(ROUNDS):
@@ -55,6 +56,15 @@ def run(dialect: str, url: str) -> list[Measurement]:
                 SINGLE_JOBS
                 / timed(lambda: [raw.insert_one(TASK, payload(n)) for n in range(SINGLE_JOBS)])
             )
+            if dialect == "postgresql":
+                single_notify.append(
+                    SINGLE_JOBS
+                    / timed(
+                        lambda: [
+                            raw.insert_and_notify(TASK, payload(n)) for n in range(SINGLE_JOBS)
+                        ]
+                    )
+                )
             specs = [JobSpec(TASK, payload(n)) for n in range(BULK_JOBS)]
             bulk.append(BULK_JOBS / timed(lambda specs=specs: manager.add_jobs(specs)))
             payloads = [payload(n) for n in range(BULK_JOBS)]
@@ -65,6 +75,17 @@ def run(dialect: str, url: str) -> list[Measurement]:
         raw.close()
         engine.dispose()
     on_pg = dialect == "postgresql"
+    # queuekit wakes PostgreSQL workers with a NOTIFY per enqueue transaction;
+    # this row shows how much of the gap to a bare INSERT that alone explains.
+    notify_row = [
+        Measurement(
+            "single enqueue (add_job)",
+            max(single),
+            "jobs/s",
+            "INSERT + NOTIFY + COMMIT per job",
+            max(single_notify),
+        )
+    ]
     return [
         Measurement(
             "single enqueue (add_job)",
@@ -82,4 +103,5 @@ def run(dialect: str, url: str) -> list[Measurement]:
             max(bulk_raw),
             target=0.25 if on_pg else None,
         ),
+        *(notify_row if on_pg else []),
     ]

@@ -1451,9 +1451,10 @@ def demo() -> None:
         f"Cron entry fired {result.cron_fired} time(s) (one catch-up run for the missed slot). "
         f"Done in {result.seconds:.1f} s."
     )
+    prefix = f"queuekit --database-url {state.url}"
     out.print(
-        "Explore: queuekit --database-url "
-        f"{state.url} stats | jobs list --status exhausted | history --status failed | replay"
+        f"Explore: `{prefix} stats`, then `jobs list --status exhausted`, "
+        "`history --status failed` or `replay` in place of `stats`."
     )
 
 
