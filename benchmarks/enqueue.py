@@ -9,6 +9,9 @@ alternate between queuekit and the baseline; each side's best round counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import sqlalchemy as sa
 
 from benchmarks.common import Measurement, RawQueue, timed
@@ -31,6 +34,21 @@ def payload(n: int) -> dict[str, object]:
     return {"to": f"user{n}@example.com", "n": n}
 
 
+def rate(count: int, work: Callable[[], object]) -> float:
+    """Jobs per second of ``work``, which enqueues ``count`` jobs."""
+    return count / timed(work)
+
+
+def each(enqueue: Callable[[int], object]) -> Callable[[], None]:
+    """Work enqueueing :data:`SINGLE_JOBS` jobs one call (one transaction) at a time."""
+
+    def work() -> None:
+        for n in range(SINGLE_JOBS):
+            enqueue(n)
+
+    return work
+
+
 def run(dialect: str, url: str) -> list[Measurement]:
     """Measure single and bulk enqueue on a fresh database."""
     engine = sa.create_engine(url)
@@ -48,29 +66,15 @@ def run(dialect: str, url: str) -> list[Measurement]:
         bulk: list[float] = []
         bulk_raw: list[float] = []
         for _ in range(ROUNDS):
-            single.append(
-                SINGLE_JOBS
-                / timed(lambda: [manager.add_job(TASK, payload(n)) for n in range(SINGLE_JOBS)])
-            )
-            single_raw.append(
-                SINGLE_JOBS
-                / timed(lambda: [raw.insert_one(TASK, payload(n)) for n in range(SINGLE_JOBS)])
-            )
+            single.append(rate(SINGLE_JOBS, each(lambda n: manager.add_job(TASK, payload(n)))))
+            single_raw.append(rate(SINGLE_JOBS, each(lambda n: raw.insert_one(TASK, payload(n)))))
             if dialect == "postgresql":
-                single_notify.append(
-                    SINGLE_JOBS
-                    / timed(
-                        lambda: [
-                            raw.insert_and_notify(TASK, payload(n)) for n in range(SINGLE_JOBS)
-                        ]
-                    )
-                )
+                notified = each(lambda n: raw.insert_and_notify(TASK, payload(n)))
+                single_notify.append(rate(SINGLE_JOBS, notified))
             specs = [JobSpec(TASK, payload(n)) for n in range(BULK_JOBS)]
-            bulk.append(BULK_JOBS / timed(lambda specs=specs: manager.add_jobs(specs)))
+            bulk.append(rate(BULK_JOBS, partial(manager.add_jobs, specs)))
             payloads = [payload(n) for n in range(BULK_JOBS)]
-            bulk_raw.append(
-                BULK_JOBS / timed(lambda payloads=payloads: raw.insert_many(TASK, payloads))
-            )
+            bulk_raw.append(rate(BULK_JOBS, partial(raw.insert_many, TASK, payloads)))
     finally:
         raw.close()
         engine.dispose()

@@ -31,7 +31,7 @@ POLL_INTERVAL = 0.05
 WAIT_LIMIT = 5.0
 
 
-def sample(enqueue: Callable[[int], None], started: dict[int, float], count: int) -> list[float]:
+def sample(enqueue: Callable[[int], object], started: dict[int, float], count: int) -> list[float]:
     """Latencies (ms) of ``count`` enqueues, each from its commit to its start."""
     arrived = threading.Condition()
     latencies: list[float] = []
