@@ -81,15 +81,17 @@ def run(dialect: str, url: str) -> list[Measurement]:
     on_pg = dialect == "postgresql"
     # queuekit wakes PostgreSQL workers with a NOTIFY per enqueue transaction;
     # this row shows how much of the gap to a bare INSERT that alone explains.
-    notify_row = [
-        Measurement(
-            "single enqueue (add_job)",
-            max(single),
-            "jobs/s",
-            "INSERT + NOTIFY + COMMIT per job",
-            max(single_notify),
+    notify_row = []
+    if on_pg:
+        notify_row.append(
+            Measurement(
+                "single enqueue (add_job)",
+                max(single),
+                "jobs/s",
+                "INSERT + NOTIFY + COMMIT per job",
+                max(single_notify),
+            )
         )
-    ]
     return [
         Measurement(
             "single enqueue (add_job)",
@@ -107,5 +109,5 @@ def run(dialect: str, url: str) -> list[Measurement]:
             max(bulk_raw),
             target=0.25 if on_pg else None,
         ),
-        *(notify_row if on_pg else []),
+        *notify_row,
     ]
