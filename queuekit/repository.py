@@ -876,32 +876,43 @@ class Repository:
     def _open_history(
         self, conn: Connection, worker_id: str, claimed: Sequence[Job], retention_ms: int
     ) -> None:
-        """One ``started`` row per claimed job, timed by the claim's database clock."""
-        records = []
-        for job in claimed:
-            assert job.locked_at is not None
-            waited = int((job.locked_at - job.run_at).total_seconds() * 1000)
-            records.append(
-                {
-                    "id": job.correlation_id,
-                    "job_id": job.id,
-                    "correlation_id": job.correlation_id,
-                    "task_identifier": job.task_identifier,
-                    "payload": job.payload,
-                    "queue_name": job.queue_name,
-                    "priority": job.priority,
-                    "flags": list(job.flags),
-                    "rate_limit_key": job.rate_limit_key,
-                    "worker_id": worker_id,
-                    "status": "started",
-                    "started_at": job.locked_at,
-                    "queue_time_ms": min(max(waited, 0), 2**31 - 1),
-                    "attempt_number": job.attempts,
-                    "created_at": job.locked_at,
-                    "expires_at": job.locked_at + timedelta(milliseconds=retention_ms),
-                }
+        """One ``started`` row per claimed job, copied by the database from the row it locked.
+
+        INSERT ... SELECT keeps the payloads and per-row parameters off the
+        wire: the history row is made of the job's columns and the claim's
+        clock (``locked_at``), so it needs nothing from Python but the ids.
+        """
+        waited = self.dialect.ms_between(jobs.c.run_at, jobs.c.locked_at)
+        columns: dict[str, ColumnElement[Any]] = {
+            "id": jobs.c.correlation_id,
+            "job_id": jobs.c.id,
+            "correlation_id": jobs.c.correlation_id,
+            "task_identifier": jobs.c.task_identifier,
+            "payload": jobs.c.payload,
+            "queue_name": jobs.c.queue_name,
+            "priority": jobs.c.priority,
+            "flags": jobs.c.flags,
+            "rate_limit_key": jobs.c.rate_limit_key,
+            "worker_id": jobs.c.locked_by,
+            "status": literal("started"),
+            "started_at": jobs.c.locked_at,
+            "queue_time_ms": case(
+                (waited < 0, literal(0)),
+                (waited > 2**31 - 1, literal(2**31 - 1)),
+                else_=waited,
+            ),
+            "attempt_number": jobs.c.attempts,
+            "created_at": jobs.c.locked_at,
+            "expires_at": self.dialect.add_ms(jobs.c.locked_at, retention_ms),
+        }
+        source = select(*(value.label(name) for name, value in columns.items()))
+        for part in chunks([job.id for job in claimed]):
+            self.run(
+                conn,
+                job_history.insert().from_select(
+                    list(columns), source.where(jobs.c.id.in_(list(part)))
+                ),
             )
-        self.run(conn, job_history.insert(), records)
 
     def heartbeat(
         self, conn: Connection, worker_id: str, correlation_ids: Sequence[uuid.UUID]

@@ -65,6 +65,8 @@ POISON_AFTER = 3
 #: Backoff bounds (seconds) after a database error.
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 5.0
+#: Most jobs the adaptive prefetch holds beyond the idle task threads.
+ADAPTIVE_PREFETCH_MAX = 500
 #: Time the final release and flush may take after the task threads stopped.
 BOOKKEEPING_GRACE = 5.0
 #: How often the listener thread checks whether it should stop.
@@ -210,6 +212,7 @@ class Worker:
             if prefetch is None
             else check_int(prefetch, name="prefetch", minimum=0)
         )
+        self._adaptive = prefetch is None
         self.lock_timeout = parse_duration(lock_timeout, name="lock_timeout", allow_zero=False)
         self.history_retention = parse_duration(history_retention, name="history_retention")
         if isinstance(maintenance, Maintenance):
@@ -341,6 +344,8 @@ class Worker:
         self._task_threads: list[threading.Thread] = []
         self._service_threads: list[threading.Thread] = []
         self._flush_deadline: float | None = None
+        self._task_seconds: float | None = None
+        self._claim_seconds: float | None = None
 
     def _begin(self, mode: Mode) -> None:
         with self._lock:
@@ -365,18 +370,13 @@ class Worker:
             if self.manager.dialect.notifies:
                 self._spawn(self._listen_loop, "listener", self._service_threads)
             if self.maintenance is not None:
-                self.maintenance.on_error = self._maintenance_error
-                self._spawn(
-                    lambda: self.maintenance.run_until(self._background_stop),  # type: ignore[union-attr]
-                    "maintenance",
-                    self._service_threads,
-                )
+                upkeep = self.maintenance
+                upkeep.on_error = self._maintenance_error
+                stop = self._background_stop
+                self._spawn(lambda: upkeep.run_until(stop), "maintenance", self._service_threads)
             if self.cron is not None:
-                self._spawn(
-                    lambda: self.cron.run_until(self._background_stop),  # type: ignore[union-attr]
-                    "cron",
-                    self._service_threads,
-                )
+                cron, stop = self.cron, self._background_stop
+                self._spawn(lambda: cron.run_until(stop), "cron", self._service_threads)
         log.info(
             "worker %s started (%s, concurrency %d, prefetch %d)",
             self.worker_id,
@@ -415,12 +415,26 @@ class Worker:
 
     def _wanted(self) -> int:
         """Jobs to claim now: idle task threads plus prefetch, minus what is waiting."""
+        prefetch = self._prefetch_now()
         idle = self.concurrency - self._busy
-        want = idle + self.prefetch - len(self._ready)
+        want = idle + prefetch - len(self._ready)
         # Top up only once the buffer ran low, so claims come in useful batches.
-        if want <= 0 or len(self._ready) > self.prefetch // 2:
+        if want <= 0 or len(self._ready) > prefetch // 2:
             return 0
         return want
+
+    def _prefetch_now(self) -> int:
+        """The prefetch: as configured, or (by default) enough to cover a claim's round trip.
+
+        With tasks much shorter than a claim, task threads would wait for
+        every claim; the adaptive prefetch holds about what they finish
+        during two claims, so the buffer holds milliseconds of work, not more.
+        """
+        if not self._adaptive or self._task_seconds is None or self._claim_seconds is None:
+            return self.prefetch
+        per_second = self.concurrency / max(self._task_seconds, 1e-6)
+        covering = int(per_second * self._claim_seconds * 2)
+        return max(self.prefetch, min(ADAPTIVE_PREFETCH_MAX, covering))
 
     def _drained(self) -> bool:
         return not (self._ready or self._running or self._pending or self._flushing)
@@ -454,6 +468,7 @@ class Worker:
             try:
                 if self._suspect_orphans:
                     self._release_orphans()
+                claim_started = time.monotonic()
                 jobs = self.manager.get_jobs(
                     self.worker_id,
                     task_identifiers=self.task_identifiers,
@@ -473,6 +488,8 @@ class Worker:
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = MIN_BACKOFF
+            with self._lock:
+                self._claim_seconds = _ewma(self._claim_seconds, time.monotonic() - claim_started)
             self._accept(jobs, want)
 
     def _accept(self, jobs: list[Job], wanted: int) -> None:
@@ -523,7 +540,7 @@ class Worker:
                     self._work_ready.wait()
                 job = self._ready.popleft()
                 run = self._start_run(job)
-                if len(self._ready) <= self.prefetch // 2:
+                if len(self._ready) <= self._prefetch_now() // 2:
                     self._fetch_wake.notify()
             outcome = self._execute(run)
             finished = run
@@ -547,6 +564,7 @@ class Worker:
 
     def _finish_run(self, run: _Run, outcome: Outcome | None) -> None:
         self._busy -= 1
+        self._task_seconds = _ewma(self._task_seconds, time.monotonic() - run.started)
         self._fetch_wake.notify()
         if run.abandoned:
             log.warning(
@@ -994,6 +1012,11 @@ class Worker:
 
 
 _STAT_NAMES = tuple(WorkerStats.__dataclass_fields__)
+
+
+def _ewma(average: float | None, sample: float) -> float:
+    """Exponentially weighted moving average, so estimates follow changes within a few samples."""
+    return sample if average is None else average + 0.1 * (sample - average)
 
 
 def _elapsed_ms(started: float) -> int:

@@ -380,7 +380,9 @@ def test_heartbeats_keep_a_running_job_through_lock_resets(manager: JobManager) 
         done.wait(PATIENCE)
 
     # Locks older than 0.5 s count as expired; the worker refreshes them every 0.1 s.
-    worker = quiet_worker(manager, {"long": long}, lock_timeout="0.5 seconds")
+    worker = quiet_worker(
+        manager, {"long": long}, lock_timeout="0.5 seconds", task_identifiers=["long"]
+    )
     worker.start()
     try:
         assert started.wait(PATIENCE)
