@@ -609,7 +609,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def db_downgrade(revision: str, yes: bool) -> None:
-    """Migrate queuekit's tables down to REVISION; ``base`` drops them all, with their data."""
+    """Migrate queuekit's tables down to REVISION; 'base' drops them all, with their data."""
     state = current_state()
     if not yes:
         if not sys.stdin.isatty():
@@ -631,7 +631,7 @@ def db_downgrade(revision: str, yes: bool) -> None:
 @db.command("current")
 @json_option
 def db_current() -> None:
-    """Print the revision the database is at (``none`` before the first upgrade)."""
+    """Print the revision the database is at ('none' before the first upgrade)."""
     state = current_state()
     engine = state.engine()
     with database_access(state):
@@ -694,7 +694,7 @@ def add(
     flags: tuple[str, ...],
     rate_limit_key: str | None,
 ) -> None:
-    """Enqueue one job of TASK with PAYLOAD (JSON object; ``-`` reads stdin, ``@file`` a file)."""
+    """Enqueue one job of TASK with PAYLOAD (a JSON object; '-' reads stdin, '@FILE' a file)."""
     if run_at is not None and delay is not None:
         raise InputError("give --run-at or --delay, not both")
     state = current_state()
@@ -882,7 +882,7 @@ def replay(
     task_identifier: str | None,
     max_attempts: int | None,
 ) -> None:
-    """Re-enqueue jobs whose final outcome was failure (atomically; flag ``replay``)."""
+    """Re-enqueue jobs whose final outcome was failure (atomically, with the flag 'replay')."""
     state = current_state()
     manager = state.manager()
     from_time = window_start(manager, from_time, since)
@@ -1059,7 +1059,7 @@ def schema() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @json_option
 def schema_set(task: str, file: str) -> None:
-    """Store the JSON Schema in FILE (``-`` for stdin) for TASK's payloads."""
+    """Store the JSON Schema in FILE ('-' for stdin) for TASK's payloads."""
     document = JSON.convert("-" if file == "-" else f"@{file}", None, click.get_current_context())
     if not isinstance(document, dict):
         raise InputError(f"{file!r} must hold a JSON object (a JSON Schema document)")
