@@ -445,13 +445,21 @@ class Repository:
         keys = list(groups)
         existing: dict[str, Any] = {}
         for part in chunks(keys):
-            statement = (
-                select(jobs)
-                .where(jobs.c.job_key.in_(list(part)))
-                .order_by(jobs.c.id)
-                .with_for_update()
+            # Find the key holders without locking, then lock them by primary key.
+            # Locking through the unique job_key index instead makes InnoDB
+            # deadlock when concurrent replaces delete and re-insert one key. A
+            # holder that changed meanwhile counts as absent: its key's insert
+            # then conflicts, and the next round looks again.
+            found = select(jobs.c.id).where(jobs.c.job_key.in_(list(part)))
+            ids = sorted(self.run(conn, found).scalars())
+            if not ids:
+                continue
+            locked = select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id).with_for_update()
+            existing.update(
+                (row.job_key, row)
+                for row in self.run(conn, locked)
+                if row.job_key is not None and row.job_key in groups
             )
-            existing.update((row.job_key, row) for row in self.run(conn, statement))
 
         detach_exhausted: list[uuid.UUID] = []
         detach_running: list[uuid.UUID] = []

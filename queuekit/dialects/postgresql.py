@@ -18,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
+    literal,
     literal_column,
     type_coerce,
 )
@@ -55,7 +56,9 @@ class PostgreSQLSupport(DialectSupport):
         self, moment: ColumnElement[datetime], milliseconds: ColumnElement[int] | int
     ) -> ColumnElement[datetime]:
         step = literal_column("interval '1 millisecond'", Interval())
-        return type_coerce(moment + step * milliseconds, UTCDateTime())
+        # Count times interval: Interval itself has no "mul" operator in SQLAlchemy.
+        count = milliseconds if isinstance(milliseconds, ColumnElement) else literal(milliseconds)
+        return type_coerce(moment + type_coerce(count, BigInteger()) * step, UTCDateTime())
 
     def ms_between(
         self, start: ColumnElement[datetime], end: ColumnElement[datetime]
