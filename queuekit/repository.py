@@ -1246,11 +1246,15 @@ class Repository:
         statement = (
             select(jobs.c.id, jobs.c.correlation_id, jobs.c.queue_name)
             .where(jobs.c.locked_at.is_not(None), condition)
-            .order_by(jobs.c.id)
             .with_for_update(skip_locked=skip_locked)
         )
-        if limit is not None:
-            statement = statement.limit(limit)
+        if limit is None:
+            statement = statement.order_by(jobs.c.id)
+        else:
+            # A bounded batch walks the locked_at index, oldest lock first. In id
+            # order (or with id as a tie-break, which the index cannot give) every
+            # batch would first read or sort all the locked jobs.
+            statement = statement.order_by(jobs.c.locked_at).limit(limit)
         return list(self.run(conn, statement))
 
     def force_unlock_jobs(self, conn: Connection, worker_ids: Sequence[str] | None) -> list[Job]:
