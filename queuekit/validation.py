@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from jsonschema.protocols import Validator
@@ -196,13 +199,68 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} is not a valid JSON Schema: {error.message}"
         ) from None
+    _check_references(task_identifier, schema, cls)
     validator: Validator = cls(dict(schema))
     return validator
 
 
+#: Keywords whose values are data, not subschemas: a "$ref" inside them is no reference.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def _references(node: object, *, root: bool = True) -> tuple[list[str], bool]:
+    """Every ``$ref`` in a schema, and whether a nested ``$id`` moves their base."""
+    refs: list[str] = []
+    nested_id = False
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                refs.append(value)
+            elif key == "$id" and not root:
+                nested_id = True
+            elif key not in _DATA_KEYWORDS:
+                found, moved = _references(value, root=False)
+                refs += found
+                nested_id = nested_id or moved
+    elif isinstance(node, list):
+        for item in node:
+            found, moved = _references(item, root=False)
+            refs += found
+            nested_id = nested_id or moved
+    return refs, nested_id
+
+
+def _check_references(task_identifier: str, schema: Mapping[str, Any], cls: Any) -> None:
+    """Refuse a schema whose ``$ref`` points nowhere (validation would fail on every enqueue).
+
+    References resolve within the schema document only; nothing is fetched.
+    """
+    refs, nested_id = _references(schema)
+    if not refs or nested_id:
+        return
+    specification = referencing.jsonschema.specification_with(cls.META_SCHEMA["$schema"])
+    resource = specification.create_resource(dict(schema))
+    base = resource.id() or "urn:queuekit:payload-schema"
+    resolver = referencing.Registry().with_resource(base, resource).resolver(base_uri=base)
+    for ref in refs:
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            raise InvalidSchemaError(
+                f"schema for {task_identifier!r} refers to {ref!r}, which it does not contain; "
+                "put referenced schemas under $defs in the same document"
+            ) from None
+
+
 def schema_errors(validator: Validator, payload: dict[str, Any]) -> list[dict[str, str]]:
     """Every violation of the schema, as ``{"path", "message"}`` in a stable order."""
-    found = sorted(validator.iter_errors(payload), key=lambda e: (e.json_path, e.message))
+    try:
+        found = sorted(validator.iter_errors(payload), key=lambda e: (e.json_path, e.message))
+    except referencing.exceptions.Unresolvable as error:
+        raise InvalidSchemaError(
+            f"the stored payload schema cannot be applied: {error}; "
+            "fix it with register_task(task_identifier, schema=...)"
+        ) from None
     return [{"path": error.json_path, "message": error.message} for error in found]
 
 

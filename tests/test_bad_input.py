@@ -547,3 +547,54 @@ def test_nul_characters_in_partial_success(manager: JobManager, engine: sa.Engin
             InvalidArgumentError,
             lambda: manager.report_partial_success(WORKER, claimed, partial, 1),  # noqa: B023
         )
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "http://example.invalid/schema.json"},
+        {"$ref": "#/$defs/missing"},
+        {"properties": {"to": {"$ref": "#/definitions/address"}}, "definitions": {}},
+        {"prefixItems": [{"$ref": "other.json"}]},
+    ],
+    ids=repr,
+)
+def test_schema_with_dangling_references_is_refused(
+    manager: JobManager, engine: sa.Engine, schema: Any
+) -> None:
+    caught = _raises_and_writes_nothing(
+        engine, InvalidSchemaError, lambda: manager.register_task("t", schema=schema)
+    )
+    assert "$defs" in str(caught.value)
+
+
+def test_schema_with_local_references_validates(manager: JobManager, engine: sa.Engine) -> None:
+    manager.register_task(
+        "mail",
+        schema={
+            "$defs": {"address": {"type": "string", "minLength": 3}},
+            "type": "object",
+            "properties": {"to": {"$ref": "#/$defs/address"}, "note": {"const": {"$ref": "x"}}},
+        },
+    )
+    assert manager.add_job("mail", {"to": "a@b"}).payload == {"to": "a@b"}
+    caught = _raises_and_writes_nothing(
+        engine, PayloadValidationError, lambda: manager.add_job("mail", {"to": "x"})
+    )
+    assert caught.value.errors[0]["path"] == "$.to"  # type: ignore[attr-defined]
+
+
+def test_stored_schema_that_cannot_be_applied(manager: JobManager, engine: sa.Engine) -> None:
+    """A schema stored by other means with a dangling reference fails enqueues cleanly."""
+    from queuekit.models import task_identifiers
+
+    manager.register_task("t", schema={"type": "object"})
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(task_identifiers)
+            .where(task_identifiers.c.identifier == "t")
+            .values(payload_schema={"$ref": "#/$defs/gone"}, schema_version=99)
+        )
+    fresh = JobManager(engine, schema_cache_ttl=0)
+    caught = _raises_and_writes_nothing(engine, InvalidSchemaError, lambda: fresh.add_job("t", {}))
+    assert "#/$defs/gone" in str(caught.value)
