@@ -287,7 +287,7 @@ def test_batch_looks_past_candidates_that_fall_out(manager: JobManager) -> None:
     assert [job.payload["n"] for job in rest] == ["p1", "p2"]
 
 
-def test_queue_projections(manager: JobManager) -> None:
+def test_projection_JobQueue_available_and_locked_jobs(manager: JobManager) -> None:
     """entity-relationship.JobQueue.jobs, projection.available/locked_jobs, derived.is_locked."""
     manager.add_jobs(
         [
@@ -336,7 +336,7 @@ def test_rule_success_WorkerClaimsJob_takes_one_token(manager: JobManager) -> No
     assert manager.get_rate_limit("api").available_tokens == 2  # type: ignore[union-attr]
 
 
-def test_rate_limit_is_exact_within_one_batch(manager: JobManager) -> None:
+def test_rule_success_WorkerDefersJobForRateLimit_exact_tokens(manager: JobManager) -> None:
     """W3: 1 token, batch 10, 3 jobs with the key → exactly 1 claimed; others unaffected."""
     manager.register_rate_limit("one", 1, "1 hour")
     keyed = manager.add_jobs([JobSpec("t", {"n": i}, rate_limit_key="one") for i in range(3)])
@@ -429,7 +429,7 @@ def test_rule_success_RefillRateLimit(manager: JobManager, engine: sa.Engine) ->
     assert manager.refill_rate_limits() == 0
 
 
-def test_register_rate_limit_and_token_bound(manager: JobManager) -> None:
+def test_invariant_RateLimitTokenBound_and_RegisterRateLimit(manager: JobManager) -> None:
     """rule-success/failure.RegisterRateLimit and invariant.RateLimitTokenBound."""
     assert manager.get_rate_limit("k") is None
     before = manager.now()

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from conformance import WORKER, emptied, row_counts, snapshot
+from sqlalchemy.orm import Session
 
 from queuekit import (
     JobError,
@@ -488,3 +489,43 @@ def test_concurrent_same_key_enqueues_never_raise_and_leave_one_job(
     assert errors == []
     assert len(_live_jobs_with_key(engine, "hot")) == 1
     assert row_counts(engine)["queuekit_jobs"] == 1 + threads_count * rounds
+
+
+def test_register_task_takes_effect_for_its_manager_and_uncached_ones(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    other = JobManager(engine, schema_cache_ttl=0)
+    assert other.add_job("mail", {"to": 1}).payload == {"to": 1}
+    task = manager.register_task("mail", schema={"properties": {"to": {"type": "string"}}})
+    assert task.identifier == "mail"
+    assert task.payload_schema == {"properties": {"to": {"type": "string"}}}
+    assert task.created_at <= task.last_used
+    for enqueuer in (manager, other):
+        with pytest.raises(PayloadValidationError):
+            enqueuer.add_job("mail", {"to": 1})
+    removed = manager.register_task("mail", schema=None)
+    assert removed.payload_schema is None
+    assert other.add_job("mail", {"to": 2}).payload == {"to": 2}
+    assert manager.add_job("mail", {"to": 3}).payload == {"to": 3}
+
+
+def test_schema_registered_in_a_session_applies_inside_it(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    with Session(engine) as session:
+        manager.register_task("mail", schema={"required": ["to"]}, session=session)
+        with pytest.raises(PayloadValidationError):
+            manager.add_job("mail", {}, session=session)
+        kept = manager.add_job("mail", {"to": "a"}, session=session)
+        session.commit()
+    assert manager.get_job(kept.id) is not None
+    with pytest.raises(PayloadValidationError):
+        manager.add_job("mail", {})
+    assert row_counts(engine)["queuekit_jobs"] == 1
+
+
+def test_reading_unknown_jobs(manager: JobManager) -> None:
+    unknown = uuid.uuid4()
+    assert manager.get_job(unknown) is None
+    assert manager.job_history(unknown) == []
+    assert manager.get_job(str(unknown)) is None  # type: ignore[arg-type]
