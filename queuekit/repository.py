@@ -856,14 +856,13 @@ class Repository:
     ) -> list[Job]:
         now = self.dialect.now()
         ids = [c.id for c in chosen]
-        correlation = {job_id: uuid.uuid4() for job_id in ids}
         statement = (
             update(jobs)
             .where(jobs.c.id.in_(ids))
             .values(
                 locked_at=now,
                 locked_by=worker_id,
-                correlation_id=case(correlation, value=jobs.c.id),
+                correlation_id=self._new_correlations(ids),
                 attempts=jobs.c.attempts + 1,
                 revision=jobs.c.revision + 1,
                 updated_at=now,
@@ -880,6 +879,13 @@ class Repository:
         claimed = [job_from_row(rows[job_id], with_correlation=True) for job_id in ids]
         self._open_history(conn, worker_id, claimed, retention_ms)
         return claimed
+
+    def _new_correlations(self, ids: Sequence[uuid.UUID]) -> ColumnElement[uuid.UUID]:
+        """A fresh claim id per job: made by the database where it can, else sent per row."""
+        made = self.dialect.new_uuid()
+        if made is not None:
+            return made
+        return case({job_id: uuid.uuid4() for job_id in ids}, value=jobs.c.id)
 
     def _open_history(
         self, conn: Connection, worker_id: str, claimed: Sequence[Job], retention_ms: int

@@ -346,6 +346,7 @@ class Worker:
         self._flush_deadline: float | None = None
         self._task_seconds: float | None = None
         self._claim_seconds: float | None = None
+        self._prefetch = self.prefetch
 
     def _begin(self, mode: Mode) -> None:
         with self._lock:
@@ -415,26 +416,30 @@ class Worker:
 
     def _wanted(self) -> int:
         """Jobs to claim now: idle task threads plus prefetch, minus what is waiting."""
-        prefetch = self._prefetch_now()
         idle = self.concurrency - self._busy
-        want = idle + prefetch - len(self._ready)
+        want = idle + self._prefetch - len(self._ready)
         # Top up only once the buffer ran low, so claims come in useful batches.
-        if want <= 0 or len(self._ready) > prefetch // 2:
+        if want <= 0 or not self._running_low():
             return 0
         return want
 
-    def _prefetch_now(self) -> int:
-        """The prefetch: as configured, or (by default) enough to cover a claim's round trip.
+    def _running_low(self) -> bool:
+        """Whether the claimed-but-unstarted buffer is low enough to claim more."""
+        return len(self._ready) <= self._prefetch // 2
+
+    def _update_prefetch(self) -> None:
+        """Recompute the prefetch: as configured, or enough to cover a claim's round trip.
 
         With tasks much shorter than a claim, task threads would wait for
         every claim; the adaptive prefetch holds about what they finish
         during two claims, so the buffer holds milliseconds of work, not more.
         """
         if not self._adaptive or self._task_seconds is None or self._claim_seconds is None:
-            return self.prefetch
+            self._prefetch = self.prefetch
+            return
         per_second = self.concurrency / max(self._task_seconds, 1e-6)
         covering = int(per_second * self._claim_seconds * 2)
-        return max(self.prefetch, min(ADAPTIVE_PREFETCH_MAX, covering))
+        self._prefetch = max(self.prefetch, min(ADAPTIVE_PREFETCH_MAX, covering))
 
     def _drained(self) -> bool:
         return not (self._ready or self._running or self._pending or self._flushing)
@@ -490,6 +495,7 @@ class Worker:
             backoff = MIN_BACKOFF
             with self._lock:
                 self._claim_seconds = _ewma(self._claim_seconds, time.monotonic() - claim_started)
+                self._update_prefetch()
             self._accept(jobs, want)
 
     def _accept(self, jobs: list[Job], wanted: int) -> None:
@@ -540,7 +546,7 @@ class Worker:
                     self._work_ready.wait()
                 job = self._ready.popleft()
                 run = self._start_run(job)
-                if len(self._ready) <= self._prefetch_now() // 2:
+                if self._running_low():
                     self._fetch_wake.notify()
             outcome = self._execute(run)
             finished = run
@@ -565,7 +571,9 @@ class Worker:
     def _finish_run(self, run: _Run, outcome: Outcome | None) -> None:
         self._busy -= 1
         self._task_seconds = _ewma(self._task_seconds, time.monotonic() - run.started)
-        self._fetch_wake.notify()
+        if self._stopping or self._running_low():
+            # A slot freed: the fetch loop may claim (or a shutdown stop waiting).
+            self._fetch_wake.notify()
         if run.abandoned:
             log.warning(
                 "task %s of job %s returned after its attempt was already recorded as failed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -92,6 +93,15 @@ class DialectSupport:
         :attr:`skip_insert_returns_ids` before adding RETURNING to it.
         """
         raise NotImplementedError
+
+    def new_uuid(self) -> ColumnElement[uuid.UUID] | None:
+        """A random (version 4) UUID made by the database, a new one for each row.
+
+        Claims stamp every job they lock with one, so their UPDATE carries no
+        per-row parameters. None where the database has no good random source:
+        the claim then sends a uuid4 per job.
+        """
+        return None
 
     def notify(self, connection: Connection) -> None:
         """Wake listening workers when the current transaction commits."""

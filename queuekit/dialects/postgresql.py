@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Uuid,
     bindparam,
     cast,
     func,
@@ -96,6 +98,9 @@ class PostgreSQLSupport(DialectSupport):
         return statement.on_conflict_do_update(
             index_elements=[key], set_={key: statement.excluded[key]}
         )
+
+    def new_uuid(self) -> ColumnElement[uuid.UUID]:
+        return func.gen_random_uuid(type_=Uuid())
 
     def notify(self, connection: Connection) -> None:
         # Notifications are transactional and de-duplicated per transaction,

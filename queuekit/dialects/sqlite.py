@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Uuid,
     cast,
     event,
     exists,
@@ -101,6 +103,16 @@ class SQLiteSupport(DialectSupport):
     ) -> ColumnElement[int]:
         days = func.julianday(end) - func.julianday(start)
         return cast(func.round(days * 86_400_000), BigInteger())
+
+    def new_uuid(self) -> ColumnElement[uuid.UUID]:
+        # UUIDs are stored as 32 hex digits here. Random hex digits around the
+        # version digit (4) and a variant digit (8, 9, a or b) make a uuid4.
+        def digits(count: int) -> ColumnElement[str]:
+            return func.substr(func.lower(func.hex(func.randomblob((count + 1) // 2))), 1, count)
+
+        variant = func.substr("89ab", 1 + func.abs(func.random()) % 4, 1)
+        text = digits(12).concat("4").concat(digits(3)).concat(variant).concat(digits(15))
+        return type_coerce(text, Uuid())
 
     def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
         elements = func.json_each(flags_column).table_valued("value")
