@@ -10,6 +10,9 @@ from queuekit.errors import InvalidArgumentError
 
 Duration = timedelta | int | float | str
 
+#: The longest duration accepted anywhere (100 years).
+MAX_DURATION_SECONDS = 100 * 365.25 * 86400
+
 _UNIT_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0, "week": 604800.0}
 _GROUP = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*(second|minute|hour|day|week)s?\s*", re.IGNORECASE)
 
@@ -39,6 +42,9 @@ def parse_duration(value: object, *, name: str = "duration", allow_zero: bool = 
         raise InvalidArgumentError(f"{name} must be a finite duration")
     if seconds < 0:
         raise InvalidArgumentError(f"{name} must not be negative, got {value!r}")
+    if seconds > MAX_DURATION_SECONDS:
+        # Longer spans push database timestamps past year 9999, which no dialect stores.
+        raise InvalidArgumentError(f"{name} must be at most 100 years, got {value!r}")
     if seconds == 0 and not allow_zero:
         raise InvalidArgumentError(f"{name} must be greater than zero")
     return timedelta(seconds=seconds)
