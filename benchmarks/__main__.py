@@ -2,7 +2,8 @@
 
 A benchmark is any module of this package (other than ``common`` and
 private modules) with a function ``run(dialect: str, url: str) ->
-list[Measurement]``; an optional module constant ``ORDER`` sorts them.
+list[Measurement]``; an optional module constant ``ORDER`` sorts them, and an
+optional ``DIALECTS`` tuple limits the dialects a module runs on.
 Each call gets a fresh database migrated to head, dropped afterwards.
 Results print per dialect as they come, then as one summary table.
 """
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold red]SKIPPING {dialect.upper()}[/]: {problem}")
             continue
         for name, module in selected.items():
+            if dialect not in getattr(module, "DIALECTS", DIALECTS):
+                continue
             run: Benchmark = module.run
             began = time.perf_counter()
             with fresh_database(dialect) as url:
