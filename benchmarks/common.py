@@ -168,7 +168,7 @@ class RawQueue:
     SELECT inside ``BEGIN IMMEDIATE`` on SQLite) followed by a DELETE.
     """
 
-    def __init__(self, dialect: str, url: str) -> None:
+    def __init__(self, dialect: str, url: str, *, task: str | None = None) -> None:
         self.dialect = dialect
         parsed = sa.make_url(url)
         engine = sa.create_engine(url)
@@ -216,9 +216,11 @@ class RawQueue:
             f"INSERT INTO queuekit_jobs ({JOB_COLUMNS}) VALUES ({marks}, {now}, {now}, {now}, '[]')"
         )
         lock = "" if dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
+        # A claimer given a task claims only that task's jobs (a literal: benchmark-made).
+        only = "" if task is None else f" AND task_identifier = '{task}'"
         self.claim_sql = (
             "SELECT id FROM queuekit_jobs"
-            f" WHERE locked_at IS NULL AND attempts < max_attempts AND run_at <= {now}"
+            f" WHERE locked_at IS NULL AND attempts < max_attempts AND run_at <= {now}{only}"
             f" ORDER BY priority, run_at, id LIMIT {self.mark}{lock}"
         )
 
