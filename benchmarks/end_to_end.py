@@ -6,7 +6,8 @@ row), run, and finished (deleted, its history row closed) in batched
 transactions. The baseline is the bare loop of a queue without history:
 ``SELECT id ... ORDER BY priority, run_at, id LIMIT 100 FOR UPDATE SKIP
 LOCKED`` then ``DELETE ... WHERE id IN (...)``, one transaction per batch.
-Enqueueing the jobs is not timed on either side.
+Enqueueing the jobs is not timed on either side; the raw loop runs before
+and after the worker and the mean of the two is the baseline.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.common import Measurement, RawQueue, timed
-from queuekit import JobManager, JobSpec
+from queuekit import JobManager, JobSpec, WorkerStats
 from queuekit.worker import JobContext, Worker
 
 ORDER = 20
@@ -41,23 +42,26 @@ def drain_raw(raw: RawQueue) -> int:
         total += taken
 
 
-def run(dialect: str, url: str) -> list[Measurement]:
-    """Measure the raw loop first (on a clean table), then queuekit's worker."""
-    payloads = [{"n": n} for n in range(JOBS)]
+def raw_pass(dialect: str, url: str, payloads: list[dict[str, Any]]) -> float:
+    """Jobs per second of the raw loop over ``payloads`` (inserted first, untimed)."""
     raw = RawQueue(dialect, url)
     try:
         raw.insert_many(TASK, payloads)
         removed: list[int] = []
-        raw_seconds = timed(lambda: removed.append(drain_raw(raw)))
-        if removed != [JOBS]:
-            raise RuntimeError(f"the raw loop removed {removed} rows, expected {JOBS}")
+        seconds = timed(lambda: removed.append(drain_raw(raw)))
+        if removed != [len(payloads)]:
+            raise RuntimeError(f"the raw loop removed {removed} rows, expected {len(payloads)}")
+        return len(payloads) / seconds
     finally:
         raw.close()
 
+
+def queuekit_pass(url: str, payloads: list[dict[str, Any]]) -> float:
+    """Jobs per second of one worker draining ``payloads`` (enqueued first, untimed)."""
     engine = sa.create_engine(url)
     try:
         manager = JobManager(engine)
-        for start in range(0, JOBS, 5000):
+        for start in range(0, len(payloads), 5000):
             manager.add_jobs([JobSpec(TASK, p) for p in payloads[start : start + 5000]])
         worker = Worker(
             manager,
@@ -67,19 +71,28 @@ def run(dialect: str, url: str) -> list[Measurement]:
             poll_interval="0.5 seconds",
             maintenance=False,
         )
-        results = []
+        results: list[WorkerStats] = []
         seconds = timed(lambda: results.append(worker.drain()))
-        if results[0].completed != JOBS:
-            raise RuntimeError(f"the worker completed {results[0].completed} of {JOBS} jobs")
+        if results[0].completed != len(payloads):
+            raise RuntimeError(f"the worker completed {results[0].completed} of {len(payloads)}")
+        return len(payloads) / seconds
     finally:
         engine.dispose()
+
+
+def run(dialect: str, url: str) -> list[Measurement]:
+    """The raw loop before and after queuekit's worker (their mean is the baseline)."""
+    payloads = [{"n": n} for n in range(JOBS)]
+    before = raw_pass(dialect, url, payloads)
+    ours = queuekit_pass(url, payloads)
+    after = raw_pass(dialect, url, payloads)
     return [
         Measurement(
             f"end to end, {JOBS:,} no-op jobs",
-            JOBS / seconds,
+            ours,
             "jobs/s",
             f"SKIP LOCKED claim+DELETE, batch {RAW_BATCH}",
-            JOBS / raw_seconds,
+            (before + after) / 2,
             target=0.40 if dialect == "postgresql" else None,
         )
     ]
