@@ -309,16 +309,24 @@ def test_async_engine_gets_the_sqlite_preparation(manager: JobManager, url: str)
         return
 
     async def scenario(engine: AsyncEngine, queue: AsyncJobManager) -> tuple[Any, ...]:
+        await queue.check_database()
+        with recorded(engine.sync_engine) as statements:
+            await queue.add_job("mail", {})
+            async with AsyncSession(engine) as session:
+                await queue.add_job("mail", {}, session=session)
+                await session.commit()
         async with engine.connect() as conn:
             mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
             timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
             keys = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
-        return mode, timeout, keys
+        return mode, timeout, keys, statements
 
-    mode, timeout, keys = run(url, scenario)
+    mode, timeout, keys, statements = run(url, scenario)
     assert mode == "wal"
     assert timeout == 30_000
     assert keys == 1
+    # Both transactions took the write lock up front, as on the sync engine.
+    assert statements.count("BEGIN IMMEDIATE") == 2
 
 
 def test_every_public_method_has_an_async_twin() -> None:

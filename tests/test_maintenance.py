@@ -514,7 +514,7 @@ def test_register_rate_limit_bad_input(
     assert snapshot(manager) == before
 
 
-def test_surface_provides_Maintenance(manager: JobManager) -> None:
+def test_surface_provides_and_surface_actor_Maintenance(manager: JobManager) -> None:
     # No worker id, no caller identity: every maintenance operation just runs.
     for operation in (
         manager.gc_job_history,
