@@ -75,6 +75,11 @@ class EventBus:
         with self._condition:
             self._listeners.setdefault(name, []).append(listener)
 
+    @property
+    def delivery_thread(self) -> threading.Thread | None:
+        """The thread listeners run on, while it exists."""
+        return self._thread
+
     def wants(self, name: str) -> bool:
         """Whether anyone listens to ``name``; lets hot paths skip building event data."""
         return bool(self._listeners.get(name) or self._listeners.get(ALL_EVENTS))

@@ -286,15 +286,22 @@ class Worker:
         consumed); running tasks get ``timeout`` (default
         ``shutdown_timeout``) to finish, with ``ctx.cancelled`` set; those
         still running then are failed with a :class:`ShutdownError`.
-        Pending outcomes are flushed before it returns.
+        Pending outcomes are flushed before it returns. Called from a task or
+        an event listener, it asks for the stop and returns at once.
         """
         grace = None if timeout is None else parse_duration(timeout, name="timeout")
         self._request_stop(grace)
+        if self._is_own_thread():
+            return  # a task or an event listener: waiting here would wait for itself
         self._finished.wait()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
             self._thread = None
+
+    def _is_own_thread(self) -> bool:
+        current = threading.current_thread()
+        return current in self._task_threads or current is self.events.delivery_thread
 
     def drain(self) -> WorkerStats:
         """Process jobs until none is claimable, then stop; returns what this call did.

@@ -285,6 +285,21 @@ def test_shutdown_releases_unstarted_jobs_without_consuming_attempts(manager: Jo
     assert [r.status for r in history_rows(manager.engine)] == ["completed"]
 
 
+def test_a_listener_or_task_may_stop_the_worker(manager: JobManager) -> None:
+    manager.add_jobs([JobSpec("t", {"n": n}) for n in range(3)])
+    from_task = quiet_worker(manager, {"t": lambda _p, _c: from_task.stop()}, concurrency=1)
+    from_task.start()
+    wait_until(lambda: not from_task.running, "the stop asked by a task")
+    assert from_task.stats.completed >= 1
+
+    from_listener = quiet_worker(manager, {"t": lambda _p, _c: None})
+    from_listener.on("job/completed", lambda _e: from_listener.stop())
+    from_listener.start()
+    wait_until(lambda: not from_listener.running, "the stop asked by a listener")
+    from_listener.stop()  # already stopped: returns at once
+    assert from_task.stats.completed + from_listener.stats.completed == 3 - len(manager.list_jobs())
+
+
 def test_stop_timeout_fails_a_task_that_does_not_finish(manager: JobManager) -> None:
     job = manager.add_job("stubborn", {})
     started = threading.Event()
