@@ -163,6 +163,7 @@ def test_cli_tour_runs(tmp_path: Path) -> None:
     assert len(run_blocks) >= 2
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUEKIT_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    outputs: list[str] = []
     for block in run_blocks:
         result = subprocess.run(
             ["bash", "-e", "-o", "pipefail", "-c", block.code],
@@ -173,7 +174,11 @@ def test_cli_tour_runs(tmp_path: Path) -> None:
             timeout=120,
         )
         assert result.returncode == 0, f"{block.where}\n{result.stdout}\n{result.stderr}"
-    assert "sending to ada@example.com" in result.stdout or (tmp_path / "queuekit.db").exists()
+        outputs.append(result.stdout)
+    worker_output = outputs[0][outputs[0].find("sending to") :]
+    assert "sending to ada@example.com" in worker_output, worker_output
+    assert "sending to bob@example.com" in worker_output, worker_output
+    assert "sending to eve@example.com" not in worker_output  # delayed by an hour
     stats = subprocess.run(
         ["queuekit", "--json", "stats"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
