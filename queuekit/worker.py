@@ -766,9 +766,11 @@ class Worker:
                     if wants("job/exhausted"):
                         events.append(("job/exhausted", self._outcome_data(outcome)))
             self._flushing -= 1
-            # Finished jobs may free a named queue or be retried soon: look again.
-            self._wake = True
-            self._fetch_wake.notify()
+            # A finished job frees its named queue: the queue's next job is claimable
+            # now, with no notification to say so. A drain re-checks after every flush.
+            if self._mode == "drain" or any(p.outcome.job.queue_name for p in batch):
+                self._wake = True
+                self._fetch_wake.notify()
         for name, data in events:
             self._emit(name, data)
 
