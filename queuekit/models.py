@@ -78,7 +78,39 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONDocument = JSON(none_as_null=True).with_variant(
     postgresql.JSONB(none_as_null=True), "postgresql"
 )
-Name = String(NAME_LENGTH)
+
+
+def exact_collation(dialect: Dialect) -> str:
+    """The MySQL/MariaDB collation that compares names byte for byte, trailing spaces too."""
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    if tuple(dialect.server_version_info or (8, 0, 17)) < (8, 0, 17):
+        return "utf8mb4_bin"  # the only binary one before utf8mb4_0900_bin; pads spaces
+    return "utf8mb4_0900_bin"
+
+
+class NameString(TypeDecorator[str]):
+    """A task identifier, queue name, job key, rate-limit key or worker id.
+
+    Names compare exactly on every dialect. MySQL/MariaDB's default collations
+    ignore case, accents and trailing spaces, which would make ``Mail`` and
+    ``mail`` one queue and one job key; there the column gets a binary
+    collation without padding.
+    """
+
+    impl = String(NAME_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            exact = mysql.VARCHAR(
+                NAME_LENGTH, charset="utf8mb4", collation=exact_collation(dialect)
+            )
+            return dialect.type_descriptor(exact)
+        return dialect.type_descriptor(String(NAME_LENGTH))
+
+
+Name = NameString()
 
 
 class Base(DeclarativeBase):

@@ -602,3 +602,40 @@ def test_stored_schema_that_cannot_be_applied(manager: JobManager, engine: sa.En
     fresh = JobManager(engine, schema_cache_ttl=0)
     caught = _raises_and_writes_nothing(engine, InvalidSchemaError, lambda: fresh.add_job("t", {}))
     assert "#/$defs/gone" in str(caught.value)
+
+
+def test_names_differing_in_case_accents_or_trailing_space_stay_distinct(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    """Names compare exactly on every dialect (MySQL's default collations would merge them)."""
+    variants = ["Key", "key", "key ", "kéy", "KEY"]
+    added = [manager.add_job("t", {"v": v}, job_key=v) for v in variants]
+    assert len({job.id for job in added}) == len(variants)
+    again = manager.add_job("t", {"v": "again"}, job_key="key", job_key_mode="unsafe_dedupe")
+    assert again.id == added[1].id
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(sa.column("job_key")).select_from(sa.table("queuekit_jobs")))
+        assert sorted(k for (k,) in keys) == sorted(variants)
+
+    manager.register_task("send", schema={"required": ["to"]})
+    assert manager.add_job("Send", {}).task_identifier == "Send"  # no schema of its own
+    with pytest.raises(PayloadValidationError):
+        manager.add_job("send", {})
+    manager.register_rate_limit("api", 1, "1 hour")
+    manager.register_rate_limit("API", 2, "1 hour")
+    assert manager.get_rate_limit("api").capacity == 1  # type: ignore[union-attr]
+    assert manager.get_rate_limit("API").capacity == 2  # type: ignore[union-attr]
+
+    manager.add_jobs(
+        [JobSpec("q", {"q": q}, queue_name=q) for q in ("Mail", "mail", "mail ", "maíl")]
+    )
+    assert sorted(q.queue_name for q in manager.list_queues()) == sorted(
+        ["Mail", "mail", "mail ", "maíl"]
+    )
+    claimed = manager.get_jobs(WORKER, task_identifiers=["q"], batch_size=10)
+    assert sorted(job.queue_name for job in claimed) == sorted(  # type: ignore[type-var]
+        ["Mail", "mail", "mail ", "maíl"]
+    )
+    assert [j.task_identifier for j in manager.get_jobs(WORKER, task_identifiers=["SEND"])] == []
+    [send] = manager.get_jobs(WORKER, task_identifiers=["Send"])
+    assert send.task_identifier == "Send"
