@@ -471,3 +471,11 @@ def test_concurrent_claims_never_exceed_tokens(server_manager: JobManager) -> No
     assert results == [[]]
     assert manager.get_rate_limit("one").available_tokens == 0  # type: ignore[union-attr]
     assert held.rate_limit_key == "one"
+
+
+def test_forbidden_flags_match_exactly(manager: JobManager) -> None:
+    manager.add_jobs(
+        [JobSpec("t", {"f": f}, flags=[f]) for f in ("slow", "Slow", "slow ", "slów", "ü")]
+    )
+    picked = manager.get_jobs(WORKER, forbidden_flags=["SLOW", "slow", "u"], batch_size=10)
+    assert sorted(job.payload["f"] for job in picked) == sorted(["Slow", "slow ", "slów", "ü"])
