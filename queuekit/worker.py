@@ -163,7 +163,10 @@ class Worker:
         crontabs: recurring jobs, :class:`~queuekit.CronJob` values or
             ``(identifier, schedule, payload, options)`` tuples.
         prefetch: jobs claimed beyond the idle task threads, so threads
-            never wait for a claim (default ``min(concurrency, 10)``).
+            never wait for a claim. None (the default) adapts it: at least
+            ``min(concurrency, 10)``, up to what the threads finish during
+            two claims (at most 500), so short tasks come in big batches.
+            Claimed jobs that never start are released on shutdown.
         lock_timeout: locks older than this are reset by maintenance; this
             worker refreshes its locks every ``min(30 s, lock_timeout / 5)``.
         history_retention: how long the attempts' history rows are kept.
@@ -359,6 +362,8 @@ class Worker:
         with self._lock:
             if self._active:
                 raise QueueKitError(f"worker {self.worker_id} is already running")
+            # A stop() from now on belongs to this session and is not lost.
+            self._reset_session(mode)
             self._active = True
             self._finished.clear()
         try:
@@ -368,8 +373,6 @@ class Worker:
                 self._active = False
                 self._finished.set()
             raise
-        with self._lock:
-            self._reset_session(mode)
         for number in range(self.concurrency):
             self._spawn(self._task_loop, f"task-{number}", self._task_threads)
         self._spawn(self._flush_loop, "flusher", self._service_threads)
