@@ -395,23 +395,23 @@ def test_heartbeats_keep_a_running_job_through_lock_resets(manager: JobManager) 
         assert ctx.heartbeat() is True
         done.wait(PATIENCE)
 
-    # Locks older than 0.5 s count as expired; the worker refreshes them every 0.1 s.
+    # Locks older than 1.5 s count as expired; the worker refreshes them every 0.3 s.
     worker = quiet_worker(
-        manager, {"long": long}, lock_timeout="0.5 seconds", task_identifiers=["long"]
+        manager, {"long": long}, lock_timeout="1.5 seconds", task_identifiers=["long"]
     )
     worker.start()
     try:
         assert started.wait(PATIENCE)
         stolen = 0
-        for _ in range(8):
-            time.sleep(0.2)
-            stolen += manager.reset_locked_jobs(lock_timeout="0.5 seconds")
+        for _ in range(7):
+            time.sleep(0.3)
+            stolen += manager.reset_locked_jobs(lock_timeout="1.5 seconds")
         # A job claimed without heartbeats over the same period is taken back.
         silent = manager.add_job("silent", {})
         claimed = manager.get_jobs("silent-worker", task_identifiers=["silent"])
         assert [c.id for c in claimed] == [silent.id]
-        time.sleep(0.7)
-        assert manager.reset_locked_jobs(lock_timeout="0.5 seconds") == 1
+        time.sleep(1.8)
+        assert manager.reset_locked_jobs(lock_timeout="1.5 seconds") == 1
     finally:
         done.set()
         worker.stop()
