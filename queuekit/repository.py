@@ -167,10 +167,16 @@ class Repository:
         value: datetime = self.run(conn, select(self.dialect.now())).scalar_one()
         return value
 
-    def _select_jobs(self, conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    def _select_jobs(
+        self, conn: Connection, ids: Sequence[uuid.UUID], *, locking: bool = False
+    ) -> dict[uuid.UUID, Any]:
+        """Job rows by id; ``locking`` reads the latest versions even under REPEATABLE READ."""
         found: dict[uuid.UUID, Any] = {}
         for part in chunks(list(ids)):
-            for row in self.run(conn, select(jobs).where(jobs.c.id.in_(part))):
+            statement = select(jobs).where(jobs.c.id.in_(part))
+            if locking:
+                statement = statement.order_by(jobs.c.id).with_for_update()
+            for row in self.run(conn, statement):
                 found[row.id] = row
         return found
 
@@ -430,10 +436,12 @@ class Repository:
         processed again against that row, so no unique violation escapes.
         """
         pending = sorted(groups)
-        for _ in range(10):
+        for round_number in range(10):
             if not pending:
                 return
-            pending = self._apply_keys(conn, {k: groups[k] for k in pending}, results)
+            pending = self._apply_keys(
+                conn, {k: groups[k] for k in pending}, results, retry=round_number > 0
+            )
         raise RuntimeError("job key contention did not settle after 10 rounds")
 
     def _apply_keys(
@@ -441,10 +449,24 @@ class Repository:
         conn: Connection,
         groups: dict[str, list[tuple[int, NewJob]]],
         results: list[Job | None],
+        *,
+        retry: bool = False,
     ) -> list[str]:
         keys = list(groups)
         existing: dict[str, Any] = {}
         for part in chunks(keys):
+            if retry:
+                # The insert that conflicted row-locked each key's holder, so a
+                # locking read by key finds it without waiting (a plain read may
+                # still show an older holder under REPEATABLE READ).
+                locked = (
+                    select(jobs)
+                    .where(jobs.c.job_key.in_(list(part)))
+                    .order_by(jobs.c.id)
+                    .with_for_update()
+                )
+                existing.update((row.job_key, row) for row in self.run(conn, locked))
+                continue
             # Find the key holders without locking, then lock them by primary key.
             # Locking through the unique job_key index instead makes InnoDB
             # deadlock when concurrent replaces delete and re-insert one key. A
@@ -531,7 +553,9 @@ class Repository:
             for index, _ in requests
             for job_id in (produced[index],)
         }
-        rows_by_id = self._select_jobs(conn, sorted(set(settled.values())))
+        # These rows are locked by this transaction already; a locking read sees
+        # holders committed after a REPEATABLE READ snapshot was taken.
+        rows_by_id = self._select_jobs(conn, sorted(set(settled.values())), locking=True)
         for index, job_id in settled.items():
             if job_id in rows_by_id:
                 results[index] = job_from_row(rows_by_id[job_id])

@@ -21,6 +21,7 @@ from queuekit import (
     JobManager,
     JobSpec,
     PayloadValidationError,
+    TransientDatabaseError,
     UnknownRateLimitError,
 )
 from queuekit.models import jobs
@@ -529,3 +530,54 @@ def test_reading_unknown_jobs(manager: JobManager) -> None:
     assert manager.get_job(unknown) is None
     assert manager.job_history(unknown) == []
     assert manager.get_job(str(unknown)) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["replace", "unsafe_dedupe"])
+def test_concurrent_same_key_enqueues_in_caller_transactions(
+    manager: JobManager, engine: sa.Engine, mode: str
+) -> None:
+    """Each caller adds the hot key twice in its own transaction; one live job remains.
+
+    On MySQL/MariaDB, InnoDB may still pick a rare deadlock victim among
+    callers' transactions (queuekit retries only its own transactions): the
+    caller sees TransientDatabaseError and retries, as InnoDB asks. Nothing
+    else may escape, and on the other dialects nothing escapes at all.
+    """
+    threads_count, rounds = 4, 6
+    unexpected: list[BaseException] = []
+    transient: list[BaseException] = []
+    barrier = threading.Barrier(threads_count)
+
+    def enqueue(thread: int) -> None:
+        barrier.wait()
+        for round_number in range(rounds):
+            for _ in range(10):
+                try:
+                    with engine.connect() as conn, conn.begin():
+                        manager.add_job(
+                            "t", {"t": thread}, job_key="hot", job_key_mode=mode, session=conn
+                        )
+                        manager.add_jobs(
+                            [
+                                JobSpec("t", {}, job_key="hot", job_key_mode=mode),
+                                JobSpec("t", {}, job_key=f"own-{thread}-{round_number}"),
+                            ],
+                            session=conn,
+                        )
+                    break
+                except TransientDatabaseError as error:
+                    transient.append(error)
+                except BaseException as error:
+                    unexpected.append(error)
+                    return
+
+    workers = [threading.Thread(target=enqueue, args=(i,)) for i in range(threads_count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert unexpected == []
+    if engine.dialect.name != "mysql":
+        assert transient == []
+    assert len(_live_jobs_with_key(engine, "hot")) == 1
+    assert row_counts(engine)["queuekit_jobs"] == 1 + threads_count * rounds
