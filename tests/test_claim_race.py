@@ -105,7 +105,7 @@ def _run_race(engine: sa.Engine, threads: int, expected: int) -> Race:
     race.done.set()
     for worker in workers:
         worker.join()
-    assert race.errors == []
+    assert race.errors == [], race.errors[:3]
     assert finished, f"only {len(race.claimed)} of {expected} jobs claimed"
     return race
 
