@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from conformance import SESSION_KINDS, WORKER, caller_transaction, emptied, row_counts
 from sqlalchemy.orm import Session
 
-from queuekit import JobError, JobManager, JobSpec, PartialSuccess
+from queuekit import Job, JobError, JobManager, JobSpec, PartialSuccess
 from queuekit.models import job_history, jobs
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
@@ -24,10 +24,8 @@ def engine(module_engine: sa.Engine) -> sa.Engine:
     return emptied(module_engine)
 
 
-def _every_operation(
-    manager: JobManager, session: Session | sa.Connection | None
-) -> dict[str, object]:
-    """Call each operation once in ``session``; return what the caller would remember."""
+def _every_operation(manager: JobManager, session: Session | sa.Connection | None) -> list[Job]:
+    """Call each operation once in ``session``; return the completed, failed and partial jobs."""
     task = manager.register_task("send", schema=SCHEMA, session=session)
     assert task.payload_schema == SCHEMA
     limit = manager.register_rate_limit("api", 10, "1 hour", session=session)
@@ -52,7 +50,7 @@ def _every_operation(
     assert manager.refill_rate_limits(session=session) == 0
     history = manager.job_history(single.id, session=session)
     assert [(h.status, h.execution_time_ms) for h in history] == [("completed", 5)]
-    return {"single": single, "failed": failed[0], "partial": partial}
+    return [single, failed[0], partial]
 
 
 @pytest.mark.parametrize("kind", SESSION_KINDS)
@@ -60,13 +58,13 @@ def test_every_operation_in_a_committed_transaction(
     manager: JobManager, engine: sa.Engine, kind: str
 ) -> None:
     with caller_transaction(engine, kind, commit=True) as session:
-        remembered = _every_operation(manager, session)
+        completed, failed, partial = _every_operation(manager, session)
     # After the caller's commit, everything is visible to anyone.
-    single = remembered["single"]
-    assert manager.get_job(single.id) is None  # type: ignore[attr-defined]
-    assert [h.status for h in manager.job_history(single.id)] == ["completed"]  # type: ignore[attr-defined]
-    failed = manager.get_job(remembered["failed"].id)  # type: ignore[attr-defined]
-    assert failed is not None and failed.last_error == "boom"
+    assert manager.get_job(completed.id) is None
+    assert [h.status for h in manager.job_history(completed.id)] == ["completed"]
+    assert manager.get_job(failed.id) == failed and failed.last_error == "boom"
+    assert manager.get_job(partial.id) == partial
+    assert manager.job_history(partial.id)[0].partial_results == {"k": 1}
     assert manager.get_rate_limit("api") is not None
     counts = row_counts(engine)
     assert counts["queuekit_jobs"] == 2
