@@ -30,7 +30,6 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -175,7 +174,7 @@ class QueueMachine(RuleBasedStateMachine):
         """What a worker does: claim, then finish each job one way or another (or keep it)."""
         claimed = self.manager.get_jobs(worker, batch_size=size)
         actions = ("complete", "fail", "partial", "release", "keep")
-        plan = [data.draw(st.sampled_from(actions)) for _ in claimed]
+        plan = data.draw(st.lists(st.sampled_from(actions), min_size=6, max_size=6))[: len(claimed)]
         chosen = {
             action: [j for j, a in zip(claimed, plan, strict=True) if a == action]
             for action in actions
@@ -190,10 +189,17 @@ class QueueMachine(RuleBasedStateMachine):
         assert len(self.manager.release_jobs(worker, chosen["release"])) == len(chosen["release"])
         self.claims += claimed
 
-    def _pick_claims(self, data: st.DataObject) -> list[Job]:
-        return data.draw(st.lists(st.sampled_from(self.claims), max_size=3, unique_by=id))
+    # Picks draw plain indices, never ``sampled_from(<current list>)``: what the
+    # database did (which jobs a claim took, whether a bucket refilled) may
+    # differ between runs of one example, and the draws must not depend on it.
 
-    @precondition(lambda self: self.claims)
+    def _pick_claims(self, data: st.DataObject) -> list[Job]:
+        picks = data.draw(st.lists(st.integers(0, 999), max_size=3))
+        if not self.claims:
+            return []
+        chosen = {i % len(self.claims) for i in picks}
+        return [self.claims[i] for i in sorted(chosen)]
+
     @rule(worker=workers, data=st.data())
     def complete_jobs(self, worker: str, data: st.DataObject) -> None:
         chosen = self._pick_claims(data)
@@ -202,7 +208,6 @@ class QueueMachine(RuleBasedStateMachine):
         for job in done:
             assert self.manager.get_job(job.id) is None
 
-    @precondition(lambda self: self.claims)
     @rule(worker=workers, data=st.data())
     def fail_jobs(self, worker: str, data: st.DataObject) -> None:
         chosen = self._pick_claims(data)
@@ -210,20 +215,20 @@ class QueueMachine(RuleBasedStateMachine):
         assert {j.id for j in failed} <= {j.id for j in chosen}
         assert all(j.status in ("available", "exhausted") for j in failed)
 
-    @precondition(lambda self: self.claims)
     @rule(worker=workers, data=st.data())
     def report_partial_success(self, worker: str, data: st.DataObject) -> None:
-        job = data.draw(st.sampled_from(self.claims))
+        picked = self._pick_claims(data)
+        if not picked:
+            return
+        job = picked[0]
         result = self.manager.report_partial_success(worker, job, PartialSuccess(["a"], ["b"]), 1)
         assert result is None or (result.id == job.id and result.status != "locked")
 
-    @precondition(lambda self: self.claims)
     @rule(worker=workers, data=st.data())
     def heartbeat(self, worker: str, data: st.DataObject) -> None:
         chosen = self._pick_claims(data)
         assert 0 <= self.manager.heartbeat(worker, chosen) <= len(chosen)
 
-    @precondition(lambda self: self.claims)
     @rule(worker=workers, data=st.data())
     def release_jobs(self, worker: str, data: st.DataObject) -> None:
         chosen = self._pick_claims(data)
@@ -233,8 +238,13 @@ class QueueMachine(RuleBasedStateMachine):
     # -- admin --------------------------------------------------------------------------
 
     def _pick_ids(self, data: st.DataObject) -> list[uuid.UUID]:
-        known = st.sampled_from(self.job_ids) if self.job_ids else st.nothing()
-        return data.draw(st.lists(known | st.uuids(), max_size=3))
+        picks = data.draw(st.lists(st.one_of(st.integers(0, 999), st.uuids()), max_size=3))
+        return [
+            self.job_ids[p % len(self.job_ids)]
+            if isinstance(p, int) and self.job_ids
+            else (p if isinstance(p, uuid.UUID) else uuid.uuid4())
+            for p in picks
+        ]
 
     @rule(
         data=st.data(),
@@ -369,7 +379,7 @@ def test_random_operation_sequences_keep_the_invariants(module_engine: sa.Engine
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=15,
+            max_examples=30,
             stateful_step_count=80,
             deadline=None,
             database=None,
