@@ -475,6 +475,11 @@ class Worker:
                         continue
                     remaining = next_poll - time.monotonic()
                     if remaining <= 0:
+                        if not want:
+                            # A poll is due but no slot is free: wait for one
+                            # instead of spinning with the lock held.
+                            self._fetch_wake.wait(self.poll_interval.total_seconds())
+                            continue
                         self._wake = True  # poll
                         continue
                     self._fetch_wake.wait(remaining)

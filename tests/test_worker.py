@@ -596,6 +596,27 @@ def test_running_worker_picks_up_new_jobs(manager: JobManager) -> None:
     assert manager.list_jobs() == []
 
 
+def test_a_due_poll_with_every_slot_busy_lets_running_tasks_finish(manager: JobManager) -> None:
+    # The first claim wants 2 slots + 3 prefetched but finds 4 jobs (a short
+    # claim), so polls come due while both slots are busy and the buffer is not
+    # low: the fetch loop must wait for a slot, not spin holding the lock that
+    # finishing tasks need.
+    manager.add_jobs([JobSpec("slow", {"n": n}) for n in range(4)])
+    worker = quiet_worker(
+        manager,
+        {"slow": lambda _p, _c: time.sleep(0.3)},
+        concurrency=2,
+        prefetch=3,
+        poll_interval="0.01 seconds",
+    )
+    worker.start()
+    try:
+        wait_until(lambda: worker.stats.completed == 4, "every slow job to complete")
+    finally:
+        worker.stop()
+    assert manager.list_jobs() == []
+
+
 # -- PostgreSQL wake-up ---------------------------------------------------------------------
 
 
