@@ -205,7 +205,6 @@ class JobManager:
         def work(conn: Connection) -> list[Job]:
             self.prepare_enqueue(conn, new_jobs)
             added = self.repository.add_jobs(conn, new_jobs)
-            self.dialect.notify(conn)
             return added
 
         return self._run(session, work)
@@ -443,7 +442,6 @@ class JobManager:
                 )
             self.prepare_enqueue(conn, new_jobs)
             added = self.repository.add_jobs(conn, new_jobs)
-            self.dialect.notify(conn)
             return added
 
         return self._run(session, work)

@@ -394,16 +394,16 @@ class Repository:
             "job_key_mode": new_job.job_key_mode,
             "flags": list(new_job.flags),
             "rate_limit_key": new_job.rate_limit_key,
-            "revision": 0,
         }
 
     def _computed_values(self) -> dict[str, ColumnElement[Any]]:
-        """Columns of a new job that come from the database clock."""
+        """Columns of a new job computed in SQL: the database clock, and the wake-up."""
         now = self.dialect.now()
         return {
             "run_at": func.coalesce(bindparam("run_at_value", type_=UTCDateTime()), now),
             "created_at": now,
             "updated_at": now,
+            **self.dialect.wake_up_values(),
         }
 
     def _insert_statement(self) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import create_database_url
+from sqlalchemy.orm import Session
 
 from queuekit import (
     DatabaseError,
@@ -676,3 +677,30 @@ def test_notifications_wake_an_idle_worker_and_a_lost_listener_reconnects(
         worker.stop()
     assert done == [1, 2, 3, 4]
     assert worker.stats.errors >= 1  # the lost connection was reported
+
+
+def test_one_notification_per_enqueue_transaction(pg_manager: JobManager) -> None:
+    manager = pg_manager
+    raw = manager.engine.raw_connection()
+    try:
+        listening: Any = raw.dbapi_connection
+        listening.autocommit = True
+        listening.execute("LISTEN queuekit_jobs")
+
+        def delivered() -> int:
+            return len(list(listening.notifies(timeout=0.5)))
+
+        with Session(manager.engine) as session, session.begin():
+            manager.add_jobs([JobSpec("ping", {"n": n}) for n in range(300)], session=session)
+            manager.add_job("ping", {"n": 300}, session=session)
+        assert delivered() == 1  # two enqueues, 301 rows, one transaction: one wake-up
+        manager.add_job("ping", {"n": 301}, job_key="k")
+        assert delivered() == 1
+        manager.add_job("ping", {"n": 302}, job_key="k", job_key_mode="unsafe_dedupe")
+        assert delivered() == 0  # nothing new to run
+        with Session(manager.engine) as session:
+            manager.add_job("ping", {"n": 303}, session=session)
+            session.rollback()
+        assert delivered() == 0  # rolled back: no job, no wake-up
+    finally:
+        raw.close()

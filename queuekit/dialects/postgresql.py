@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    select,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
@@ -102,10 +103,13 @@ class PostgreSQLSupport(DialectSupport):
     def new_uuid(self) -> ColumnElement[uuid.UUID]:
         return func.gen_random_uuid(type_=Uuid())
 
-    def notify(self, connection: Connection) -> None:
-        # Notifications are transactional and de-duplicated per transaction,
-        # so several enqueues in one transaction wake workers once.
-        connection.execute(func.pg_notify(NOTIFY_CHANNEL, "").select())
+    def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
+        # A new job's revision (0) is read from an uncorrelated subquery that
+        # calls pg_notify: PostgreSQL runs it once per statement, and delivers
+        # notifications at commit, de-duplicated per transaction, so each
+        # enqueue transaction wakes workers once with no extra round trip.
+        notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, ""))
+        return {"revision": notified.scalar_subquery()}
 
     def open_listener(self, engine: Engine) -> Listener | None:
         return PostgreSQLListener(engine)
