@@ -60,18 +60,16 @@ def on_transaction_end(session: Session | Connection, callback: Callable[[], Non
 class Transactions:
     """Opens queuekit's own transactions on an engine and runs work in them."""
 
-    def __init__(self, engine: Engine, isolation_level: str | None) -> None:
+    def __init__(self, engine: Engine, on_begin: Callable[[Connection], None]) -> None:
         self.engine = engine
-        self.isolation_level = isolation_level
+        self.on_begin = on_begin
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in a new transaction, committed on success."""
-        with self.engine.connect() as conn:
-            if self.isolation_level is not None:
-                conn.execution_options(isolation_level=self.isolation_level)
-            with conn.begin():
-                yield conn
+        with self.engine.connect() as conn, conn.begin():
+            self.on_begin(conn)
+            yield conn
 
     def run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in the caller's transaction, or in our own (retried on deadlock)."""

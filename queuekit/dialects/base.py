@@ -40,6 +40,9 @@ class DialectSupport:
     #: (a skipped row may return the existing row's id, never the proposed one).
     skip_insert_returns_ids: bool = True
 
+    def begin_transaction(self, connection: Connection) -> None:
+        """Set up a transaction queuekit opened itself, before its first statement."""
+
     def prepare_engine(self, engine: Engine) -> None:
         """Apply per-connection set-up the queue relies on (called once per engine)."""
 

@@ -37,6 +37,13 @@ class MySQLSupport(DialectSupport):
     # A no-op ON DUPLICATE KEY UPDATE still reports the existing row; read ids back instead.
     skip_insert_returns_ids = False
 
+    def begin_transaction(self, connection: Connection) -> None:
+        # Applies to the transaction about to start only: one round trip, and
+        # nothing to reset when the connection goes back to the pool (the
+        # isolation_level execution option would set and reset the session).
+        # SQLAlchemy has no construct for SET TRANSACTION.
+        connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {self.isolation_level}")
+
     def check_version(self, connection: Connection) -> None:
         info = tuple(connection.dialect.server_version_info or (0,))
         is_mariadb = bool(getattr(connection.dialect, "is_mariadb", False))
