@@ -8,6 +8,7 @@ databases comes from the dialect seam (:mod:`queuekit.dialects`).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
@@ -406,16 +407,22 @@ class Repository:
             **self.dialect.wake_up_values(),
         }
 
+    @functools.cached_property
     def _insert_statement(self) -> Any:
+        # Built once: constructing and cache-keying it dominated a single enqueue.
         return jobs.insert().values(self._computed_values())
 
+    @functools.cached_property
+    def _insert_returning_statement(self) -> Any:
+        return self._insert_statement.returning(*jobs.c, sort_by_parameter_order=True)
+
     def _insert_plain(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Job]:
-        statement = self._insert_statement()
+        statement = self._insert_statement
         by_id: dict[uuid.UUID, Any]
         if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
             by_id = {}
+            returning = self._insert_returning_statement
             for part in chunks(rows):
-                returning = statement.returning(*jobs.c, sort_by_parameter_order=True)
                 by_id.update((row.id, row) for row in self.run(conn, returning, list(part)))
         else:
             for part in chunks(rows):
