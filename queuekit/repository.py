@@ -73,6 +73,22 @@ T = TypeVar("T")
 
 #: Rows per statement for bulk writes and for ``IN`` lists.
 CHUNK = 1000
+#: Keyless jobs from which a bulk enqueue uses the dialect's bulk-load path (COPY).
+COPY_THRESHOLD = 200
+#: The columns a bulk load writes; the others take their server defaults.
+COPIED_COLUMNS = (
+    "id",
+    "task_identifier",
+    "payload",
+    "priority",
+    "queue_name",
+    "run_at",
+    "max_attempts",
+    "flags",
+    "rate_limit_key",
+    "created_at",
+    "updated_at",
+)
 #: How often (seconds) one process refreshes a task identifier's ``last_used``.
 TOUCH_INTERVAL = 60.0
 EXPIRED_LOCK_MESSAGE = "lock expired"
@@ -417,6 +433,8 @@ class Repository:
         return self._insert_statement.returning(*jobs.c, sort_by_parameter_order=True)
 
     def _insert_plain(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Job]:
+        if len(rows) >= COPY_THRESHOLD and self.dialect.bulk_loads:
+            return self._copy_plain(conn, rows)
         statement = self._insert_statement
         by_id: dict[uuid.UUID, Any]
         if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
@@ -429,6 +447,29 @@ class Repository:
                 self.run(conn, statement, list(part))
             by_id = self._select_jobs(conn, [r["id"] for r in rows])
         return [job_from_row(by_id[r["id"]]) for r in rows]
+
+    def _copy_plain(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Job]:
+        """Bulk-load keyless jobs with the dialect's fastest path, timed by one clock read."""
+        now = self.now(conn)
+        columns = [*COPIED_COLUMNS]
+        values = [
+            (
+                row["id"],
+                row["task_identifier"],
+                row["payload"],
+                row["priority"],
+                row["queue_name"],
+                row["run_at_value"] or now,
+                row["max_attempts"],
+                row["flags"],
+                row["rate_limit_key"],
+                now,
+                now,
+            )
+            for row in rows
+        ]
+        self.dialect.copy_rows(conn, jobs, columns, values, self.schema)
+        return [self._job_from_new_row(row, now) for row in rows]
 
     def _add_keyed(
         self,
@@ -584,7 +625,11 @@ class Repository:
 
     def _unsaved_job(self, conn: Connection, row: dict[str, Any]) -> Job:
         """A job replaced later in the same batch: built from its row, never stored."""
-        now = self.now(conn)
+        return self._job_from_new_row(row, self.now(conn))
+
+    @staticmethod
+    def _job_from_new_row(row: dict[str, Any], now: datetime) -> Job:
+        """The job a freshly inserted row describes, ``now`` being its insertion time."""
         return Job(
             id=row["id"],
             task_identifier=row["task_identifier"],

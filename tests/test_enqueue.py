@@ -581,3 +581,27 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
         assert transient == []
     assert len(_live_jobs_with_key(engine, "hot")) == 1
     assert row_counts(engine)["queuekit_jobs"] == 1 + threads_count * rounds
+
+
+def test_bulk_enqueue_returns_the_stored_jobs(manager: JobManager) -> None:
+    # Large keyless batches take the dialect's bulk-load path where it has one
+    # (COPY on PostgreSQL); what comes back must be exactly what was stored.
+    run_at = manager.now() + timedelta(hours=1)
+    specs = [
+        JobSpec(
+            "bulk",
+            {"n": n, "text": "é'; --", "nested": {"list": [1, 2.5, None, True]}},
+            queue_name="q" if n % 3 == 0 else None,
+            run_at=run_at if n % 2 else None,
+            priority=n % 5,
+            max_attempts=1 + n % 4,
+            flags=("a", "b") if n % 4 == 0 else (),
+        )
+        for n in range(500)
+    ]
+    added = manager.add_jobs(specs)
+    assert [job.payload["n"] for job in added] == list(range(500))
+    for job in added:
+        assert manager.get_job(job.id) == job
+    assert {job.created_at for job in added} == {added[0].created_at}
+    assert all(job.run_at == (run_at if n % 2 else job.created_at) for n, job in enumerate(added))

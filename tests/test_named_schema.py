@@ -118,6 +118,10 @@ def test_statements_never_rely_on_search_path(pg_url: str) -> None:
         manager.complete_jobs(WORKER, [claimed], 1)
         assert count(misleading, "tenant_a", "queuekit_job_history") == 1
         assert count(misleading, "tenant_b", "queuekit_job_history") == 0
+        # A bulk enqueue (COPY) lands in the named schema too.
+        manager.add_jobs([JobSpec("email", {"to": f"{n}@example.com"}) for n in range(300)])
+        assert count(misleading, "tenant_a", "queuekit_jobs") == 300
+        assert count(misleading, "tenant_b", "queuekit_jobs") == 0
     finally:
         misleading.dispose()
 

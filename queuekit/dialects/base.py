@@ -106,6 +106,20 @@ class DialectSupport:
         """
         return None
 
+    #: Whether :meth:`copy_rows` is a faster bulk path than multi-row INSERTs.
+    bulk_loads: bool = False
+
+    def copy_rows(
+        self,
+        connection: Connection,
+        table: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        schema: str | None,
+    ) -> None:
+        """Bulk-load complete rows in the connection's transaction, then wake workers."""
+        raise NotImplementedError
+
     def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
         """Values for a new job's columns that also wake listening workers at commit.
 

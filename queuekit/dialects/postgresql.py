@@ -8,7 +8,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -41,6 +44,7 @@ class PostgreSQLSupport(DialectSupport):
     """PostgreSQL 13 and newer, through psycopg 3."""
 
     name = "postgresql"
+    bulk_loads = True
     notifies = True
 
     def check_version(self, connection: Connection) -> None:
@@ -110,6 +114,33 @@ class PostgreSQLSupport(DialectSupport):
         # enqueue transaction wakes workers once with no extra round trip.
         notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, ""))
         return {"revision": notified.scalar_subquery()}
+
+    def copy_rows(
+        self,
+        connection: Connection,
+        table: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        schema: str | None,
+    ) -> None:
+        """COPY rows into ``table`` in the connection's transaction, then wake workers once.
+
+        COPY has no SQLAlchemy construct; the statement is composed from
+        quoted identifiers only. JSON columns are sent as JSONB.
+        """
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        target = sql.Identifier(schema, table.name) if schema else sql.Identifier(table.name)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            target, sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        )
+        wrap = [name in json_columns for name in columns]
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor:
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    values = zip(row, wrap, strict=True)
+                    copy.write_row([Jsonb(v) if j and v is not None else v for v, j in values])
+            cursor.execute(sql.SQL("SELECT pg_notify({}, '')").format(sql.Literal(NOTIFY_CHANNEL)))
 
     def open_listener(self, engine: Engine) -> Listener | None:
         return PostgreSQLListener(engine)
