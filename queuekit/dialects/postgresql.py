@@ -32,7 +32,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Interval
 
-from queuekit.dialects.base import DialectSupport, Listener
+from queuekit.dialects.base import Listener
+from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.errors import UnsupportedDatabaseError
 from queuekit.models import UTCDateTime
 
@@ -40,10 +41,11 @@ from queuekit.models import UTCDateTime
 NOTIFY_CHANNEL = "queuekit_jobs"
 
 
-class PostgreSQLSupport(DialectSupport):
+class PostgreSQLSupport(OnConflictSupport):
     """PostgreSQL 13 and newer, through psycopg 3."""
 
     name = "postgresql"
+    dialect_insert = staticmethod(insert)
     bulk_loads = True
     notifies = True
 
@@ -76,21 +78,8 @@ class PostgreSQLSupport(DialectSupport):
         wanted = bindparam(None, list(flags), type_=ARRAY(TEXT))
         return flags_column.op("?|", return_type=Boolean())(wanted)
 
-    def upsert(
-        self,
-        table: Table,
-        rows: Sequence[Mapping[str, Any]],
-        key: Sequence[str],
-        update: Mapping[str, ColumnElement[Any] | str] | None,
-    ) -> Insert:
-        statement = insert(table).values(list(rows))
-        if update is None:
-            return statement.on_conflict_do_nothing(index_elements=list(key))
-        values = {
-            name: statement.excluded[name] if value == "new" else value
-            for name, value in update.items()
-        }
-        return statement.on_conflict_do_update(index_elements=list(key), set_=values)
+    def new_uuid(self) -> ColumnElement[uuid.UUID]:
+        return func.gen_random_uuid(type_=Uuid())
 
     def insert_skipping_conflicts(
         self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
@@ -103,9 +92,6 @@ class PostgreSQLSupport(DialectSupport):
         return statement.on_conflict_do_update(
             index_elements=[key], set_={key: statement.excluded[key]}
         )
-
-    def new_uuid(self) -> ColumnElement[uuid.UUID]:
-        return func.gen_random_uuid(type_=Uuid())
 
     def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
         # A new job's revision (0) is read from an uncorrelated subquery that

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Table,
     Uuid,
     cast,
     event,
@@ -24,9 +23,8 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.sqlite import insert
-from sqlalchemy.sql.dml import Insert
 
-from queuekit.dialects.base import DialectSupport
+from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.errors import UnsupportedDatabaseError
 from queuekit.models import UTCDateTime
 
@@ -38,10 +36,11 @@ _PREPARED_MARK = "_queuekit_prepared"
 BUSY_TIMEOUT_MS = 30_000
 
 
-class SQLiteSupport(DialectSupport):
+class SQLiteSupport(OnConflictSupport):
     """SQLite 3.35 and newer (RETURNING, ON CONFLICT), for one host."""
 
     name = "sqlite"
+    dialect_insert = staticmethod(insert)
 
     def prepare_engine(self, engine: Engine) -> None:
         if getattr(engine, _PREPARED_MARK, False):
@@ -117,24 +116,3 @@ class SQLiteSupport(DialectSupport):
     def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
         elements = func.json_each(flags_column).table_valued("value")
         return exists(select(1).select_from(elements).where(elements.c.value.in_(list(flags))))
-
-    def upsert(
-        self,
-        table: Table,
-        rows: Sequence[Mapping[str, Any]],
-        key: Sequence[str],
-        update: Mapping[str, ColumnElement[Any] | str] | None,
-    ) -> Insert:
-        statement = insert(table).values(list(rows))
-        if update is None:
-            return statement.on_conflict_do_nothing(index_elements=list(key))
-        values = {
-            name: statement.excluded[name] if value == "new" else value
-            for name, value in update.items()
-        }
-        return statement.on_conflict_do_update(index_elements=list(key), set_=values)
-
-    def insert_skipping_conflicts(
-        self, table: Table, key: str, values: Mapping[str, ColumnElement[Any]]
-    ) -> Insert:
-        return insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=[key])
