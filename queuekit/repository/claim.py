@@ -1,0 +1,336 @@
+"""Claiming: strict named queues, exact rate limits, a constant statement count."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    case,
+    exists,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from queuekit.models import (
+    job_history,
+    job_queues,
+    jobs,
+    rate_limits,
+)
+from queuekit.repository.base import CLAIM_ROUNDS, chunks
+from queuekit.repository.enqueue import Enqueue
+from queuekit.rows import (
+    job_from_row,
+)
+from queuekit.types import (
+    Job,
+)
+
+
+class Claim(Enqueue):
+    """Statements that lock jobs for a worker and open their history rows."""
+
+    def claim_jobs(
+        self,
+        conn: Connection,
+        worker_id: str,
+        *,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        batch_size: int,
+        retention_ms: int,
+    ) -> list[Job]:
+        """Lock up to ``batch_size`` jobs for ``worker_id`` and open a history row for each.
+
+        At most one job per named queue is taken, and only from queues nobody
+        holds; no rate-limit key gets more jobs than its bucket has tokens.
+        Each round row-locks (SKIP LOCKED) only as many candidates as are still
+        wanted, so a claim never hides claimable jobs it will not take from
+        concurrent claimers: the candidates that fall out (a queue's second job,
+        a key short of tokens, a queue someone else holds) are ones nobody could
+        claim now anyway. A few more rounds look past those. The statement
+        count does not depend on ``batch_size``.
+        """
+        chosen: list[Any] = []
+        seen: list[uuid.UUID] = []
+        free_queues: set[str] = set()
+        closed_queues: set[str] = set()  # taken by this claim, or held by another
+        taken_queues: set[str] = set()
+        buckets: dict[str, tuple[int, bool]] = {}
+        closed_keys: set[str] = set()  # out of tokens, or locked by another claim
+        spent: Counter[str] = Counter()
+        for round_number in range(CLAIM_ROUNDS):
+            wanted = batch_size - len(chosen)
+            further = None
+            if round_number > 0:
+                closed_keys |= {k for k, (tokens, _) in buckets.items() if spent[k] >= tokens}
+                further = self._further_candidates(seen, closed_queues, closed_keys)
+            candidates = self._claim_candidates(
+                conn, task_identifiers, forbidden_flags, wanted, further
+            )
+            seen += [c.id for c in candidates]
+            new_queues = {c.queue_name for c in candidates if c.queue_name is not None}
+            new_queues -= free_queues | closed_queues
+            free = self._lock_free_queues(conn, sorted(new_queues))
+            free_queues |= free
+            closed_queues |= new_queues - free
+            new_keys = {c.rate_limit_key for c in candidates if c.rate_limit_key is not None}
+            new_keys -= buckets.keys() | closed_keys
+            # The first round waits for buckets, in key order so that claims never
+            # deadlock; later rounds skip the buckets another claim holds.
+            locked = self._lock_buckets(conn, sorted(new_keys), skip_locked=round_number > 0)
+            buckets.update(locked)
+            if round_number > 0:
+                closed_keys |= new_keys - locked.keys()
+            for candidate in candidates:
+                if len(chosen) == batch_size:
+                    break
+                queue, key = candidate.queue_name, candidate.rate_limit_key
+                if queue is not None and (queue not in free_queues or queue in taken_queues):
+                    continue
+                # A key whose bucket this claim could not lock (another claim
+                # holds it) gives no token; taking the job would overrun it.
+                if key is not None and (key not in buckets or spent[key] >= buckets[key][0]):
+                    continue
+                chosen.append(candidate)
+                if queue is not None:
+                    taken_queues.add(queue)
+                    closed_queues.add(queue)
+                if key is not None:
+                    spent[key] += 1
+            if len(chosen) == batch_size or len(candidates) < wanted:
+                break
+        self._spend_tokens(conn, buckets, spent)
+        if not chosen:
+            return []
+        chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
+        return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
+
+    @staticmethod
+    def _further_candidates(
+        seen: Sequence[uuid.UUID], closed_queues: set[str], closed_keys: set[str]
+    ) -> ColumnElement[bool]:
+        """What a later claim round looks for: jobs not seen, in open queues, of open keys."""
+        return and_(
+            jobs.c.id.not_in(list(seen)),
+            or_(jobs.c.queue_name.is_(None), jobs.c.queue_name.not_in(sorted(closed_queues))),
+            or_(jobs.c.rate_limit_key.is_(None), jobs.c.rate_limit_key.not_in(sorted(closed_keys))),
+        )
+
+    def claimable(
+        self,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+    ) -> ColumnElement[bool]:
+        """The condition a job must meet to be claimed now."""
+        now = self.dialect.now()
+        locked_queue = exists().where(
+            job_queues.c.queue_name == jobs.c.queue_name, job_queues.c.locked_at.is_not(None)
+        )
+        empty_bucket = exists().where(
+            rate_limits.c.key == jobs.c.rate_limit_key,
+            rate_limits.c.available_tokens <= 0,
+            rate_limits.c.next_refill_at > now,
+        )
+        conditions: list[ColumnElement[bool]] = [
+            jobs.c.locked_at.is_(None),
+            jobs.c.attempts < jobs.c.max_attempts,
+            jobs.c.run_at <= now,
+            or_(jobs.c.queue_name.is_(None), ~locked_queue),
+            or_(jobs.c.rate_limit_key.is_(None), ~empty_bucket),
+        ]
+        if task_identifiers is not None:
+            conditions.append(jobs.c.task_identifier.in_(list(task_identifiers)))
+        if forbidden_flags:
+            conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
+        return and_(*conditions)
+
+    def claim_candidates_statement(
+        self,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        limit: int,
+        further: ColumnElement[bool] | None = None,
+    ) -> Select[Any]:
+        """The claim's candidate query: claimable jobs in claim order, row-locked, SKIP LOCKED."""
+        condition = self.claimable(task_identifiers, forbidden_flags)
+        if further is not None:
+            condition = and_(condition, further)
+        return (
+            select(
+                jobs.c.id, jobs.c.queue_name, jobs.c.rate_limit_key, jobs.c.priority, jobs.c.run_at
+            )
+            .where(condition)
+            .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=jobs)
+        )
+
+    def _claim_candidates(
+        self,
+        conn: Connection,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        limit: int,
+        further: ColumnElement[bool] | None = None,
+    ) -> list[Any]:
+        statement = self.claim_candidates_statement(
+            task_identifiers, forbidden_flags, limit, further
+        )
+        return list(self.run(conn, statement))
+
+    def _lock_free_queues(self, conn: Connection, names: Sequence[str]) -> set[str]:
+        """Row-lock the named queues that nobody holds; return their names.
+
+        A queue another claimer is locking right now is skipped, and one it
+        locked meanwhile fails the re-checked ``locked_at IS NULL``.
+        """
+        if not names:
+            return set()
+        statement = (
+            select(job_queues.c.queue_name)
+            .where(job_queues.c.queue_name.in_(list(names)), job_queues.c.locked_at.is_(None))
+            .order_by(job_queues.c.queue_name)
+            .with_for_update(skip_locked=True)
+        )
+        free = set(self.run(conn, statement).scalars())
+        unseen = sorted(set(names) - free)
+        if unseen:
+            # A queue row may be missing (removed by GC as its first job was
+            # enqueued); recreate it so the job is claimable next time.
+            present = select(job_queues.c.queue_name).where(job_queues.c.queue_name.in_(unseen))
+            missing = set(unseen) - set(self.run(conn, present).scalars())
+            if missing:
+                self.ensure_queues(conn, missing)
+        return free
+
+    def _lock_buckets(
+        self, conn: Connection, keys: Sequence[str], *, skip_locked: bool = False
+    ) -> dict[str, tuple[int, bool]]:
+        """Lock the buckets of ``keys`` (in key order); tokens each can give and if it refills."""
+        if not keys:
+            return {}
+        due = rate_limits.c.next_refill_at <= self.dialect.now()
+        statement = (
+            select(rate_limits.c.key, rate_limits.c.capacity, rate_limits.c.available_tokens, due)
+            .where(rate_limits.c.key.in_(list(keys)))
+            .order_by(rate_limits.c.key)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        return {
+            key: (capacity if refills else tokens, bool(refills))
+            for key, capacity, tokens, refills in self.run(conn, statement)
+        }
+
+    def _spend_tokens(
+        self, conn: Connection, buckets: Mapping[str, tuple[int, bool]], spent: Counter[str]
+    ) -> None:
+        """Refill due buckets and take the spent tokens, in one statement."""
+        changed = [k for k, (_, refills) in buckets.items() if refills or spent[k]]
+        if not changed:
+            return
+        now = self.dialect.now()
+        refilled = [k for k in changed if buckets[k][1]]
+        remaining = {k: buckets[k][0] - spent[k] for k in changed}
+        values: dict[str, Any] = {
+            "available_tokens": case(remaining, value=rate_limits.c.key),
+        }
+        if refilled:
+            is_refilled = rate_limits.c.key.in_(refilled)
+            values["last_refill_at"] = case((is_refilled, now), else_=rate_limits.c.last_refill_at)
+            values["next_refill_at"] = case(
+                (is_refilled, self.dialect.add_ms(now, rate_limits.c.interval_ms)),
+                else_=rate_limits.c.next_refill_at,
+            )
+        self.run(conn, update(rate_limits).where(rate_limits.c.key.in_(changed)).values(values))
+
+    def _lock_jobs(
+        self,
+        conn: Connection,
+        worker_id: str,
+        chosen: Sequence[Any],
+        queues: set[str],
+        retention_ms: int,
+    ) -> list[Job]:
+        now = self.dialect.now()
+        ids = [c.id for c in chosen]
+        statement = (
+            update(jobs)
+            .where(jobs.c.id.in_(ids))
+            .values(
+                locked_at=now,
+                locked_by=worker_id,
+                correlation_id=self._new_correlations(ids),
+                attempts=jobs.c.attempts + 1,
+                revision=jobs.c.revision + 1,
+                updated_at=now,
+            )
+        )
+        rows = self._update_returning_jobs(conn, statement, ids)
+        if queues:
+            self.run(
+                conn,
+                update(job_queues)
+                .where(job_queues.c.queue_name.in_(sorted(queues)))
+                .values(locked_at=now, locked_by=worker_id, updated_at=now),
+            )
+        claimed = [job_from_row(rows[job_id], with_correlation=True) for job_id in ids]
+        self._open_history(conn, worker_id, claimed, retention_ms)
+        return claimed
+
+    def _new_correlations(self, ids: Sequence[uuid.UUID]) -> ColumnElement[uuid.UUID]:
+        """A fresh claim id per job: made by the database where it can, else sent per row."""
+        made = self.dialect.new_uuid()
+        if made is not None:
+            return made
+        return case({job_id: uuid.uuid4() for job_id in ids}, value=jobs.c.id)
+
+    def _open_history(
+        self, conn: Connection, worker_id: str, claimed: Sequence[Job], retention_ms: int
+    ) -> None:
+        """One ``started`` row per claimed job, copied by the database from the row it locked.
+
+        INSERT ... SELECT keeps the payloads and per-row parameters off the
+        wire: the history row is made of the job's columns and the claim's
+        clock (``locked_at``), so it needs nothing from Python but the ids.
+        """
+        waited = self.dialect.ms_between(jobs.c.run_at, jobs.c.locked_at)
+        columns: dict[str, ColumnElement[Any]] = {
+            "id": jobs.c.correlation_id,
+            "job_id": jobs.c.id,
+            "correlation_id": jobs.c.correlation_id,
+            "task_identifier": jobs.c.task_identifier,
+            "payload": jobs.c.payload,
+            "queue_name": jobs.c.queue_name,
+            "priority": jobs.c.priority,
+            "flags": jobs.c.flags,
+            "rate_limit_key": jobs.c.rate_limit_key,
+            "worker_id": jobs.c.locked_by,
+            "status": literal("started"),
+            "started_at": jobs.c.locked_at,
+            "queue_time_ms": case(
+                (waited < 0, literal(0)),
+                (waited > 2**31 - 1, literal(2**31 - 1)),
+                else_=waited,
+            ),
+            "attempt_number": jobs.c.attempts,
+            "created_at": jobs.c.locked_at,
+            "expires_at": self.dialect.add_ms(jobs.c.locked_at, retention_ms),
+        }
+        source = select(*(value.label(name) for name, value in columns.items()))
+        for part in chunks([job.id for job in claimed]):
+            self.run(
+                conn,
+                job_history.insert().from_select(
+                    list(columns), source.where(jobs.c.id.in_(list(part)))
+                ),
+            )

@@ -1,0 +1,221 @@
+"""Outcomes of claimed attempts: complete, fail, partial success, heartbeat, release."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    case,
+    delete,
+    select,
+    update,
+)
+
+from queuekit.models import (
+    job_history,
+    jobs,
+)
+from queuekit.repository.base import PARTIAL_AT_MAX_MESSAGE, FinishedJob, Outcome, error_text
+from queuekit.repository.claim import Claim
+from queuekit.rows import (
+    job_from_row,
+)
+from queuekit.types import (
+    Job,
+    RetryPolicy,
+)
+
+
+class Outcomes(Claim):
+    """Statements that record how attempts ended, only for the claim's owner."""
+
+    def heartbeat(
+        self, conn: Connection, worker_id: str, correlation_ids: Sequence[uuid.UUID]
+    ) -> int:
+        """Refresh the lock time of running jobs so lock expiry never takes them away."""
+        if not correlation_ids:
+            return 0
+        statement = (
+            update(jobs)
+            .where(jobs.c.correlation_id.in_(list(correlation_ids)), jobs.c.locked_by == worker_id)
+            .values(locked_at=self.dialect.now())
+        )
+        return int(self.run(conn, statement).rowcount)
+
+    def release_jobs(self, conn: Connection, worker_id: str, claimed: Sequence[Job]) -> list[Job]:
+        """Give back claimed jobs that were never run, refunding their attempt.
+
+        Their history rows are removed: the attempt did not happen.
+        """
+        owned = self._owned(conn, worker_id, claimed)
+        if not owned:
+            return []
+        ids = [row.id for row in owned]
+        statement = (
+            update(jobs)
+            .where(jobs.c.id.in_(ids))
+            .values(
+                locked_at=None,
+                locked_by=None,
+                correlation_id=None,
+                attempts=case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
+                revision=jobs.c.revision + 1,
+                updated_at=self.dialect.now(),
+            )
+        )
+        rows = self._update_returning_jobs(conn, statement, ids)
+        self._unlock_queues(conn, {row.queue_name for row in owned if row.queue_name})
+        correlations = [row.correlation_id for row in owned]
+        self.run(
+            conn,
+            delete(job_history).where(
+                job_history.c.correlation_id.in_(correlations), job_history.c.status == "started"
+            ),
+        )
+        return [job_from_row(rows[job_id]) for job_id in ids]
+
+    def held_jobs(self, conn: Connection, worker_id: str) -> list[Job]:
+        """Every job ``worker_id`` holds, with the correlation id of its claim.
+
+        A worker whose claim committed but whose connection broke before the
+        answer arrived holds jobs it does not know about; this finds them.
+        """
+        statement = select(jobs).where(jobs.c.locked_by == worker_id).order_by(jobs.c.id)
+        return [job_from_row(row, with_correlation=True) for row in self.run(conn, statement)]
+
+    def _owned(self, conn: Connection, worker_id: str, claimed: Sequence[Job]) -> list[Any]:
+        """Lock and return the rows of claimed jobs the worker still holds under that claim."""
+        correlations = [job.correlation_id for job in claimed if job.correlation_id is not None]
+        if not correlations:
+            return []
+        statement = (
+            select(
+                jobs.c.id,
+                jobs.c.correlation_id,
+                jobs.c.queue_name,
+                jobs.c.attempts,
+                jobs.c.max_attempts,
+                jobs.c.task_identifier,
+            )
+            .where(jobs.c.correlation_id.in_(correlations), jobs.c.locked_by == worker_id)
+            .order_by(jobs.c.id)
+            .with_for_update()
+        )
+        return list(self.run(conn, statement))
+
+    def finish_jobs(
+        self,
+        conn: Connection,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        retry: RetryPolicy,
+    ) -> list[FinishedJob]:
+        """Record how attempts ended: job change and history row in one transaction.
+
+        Only jobs the worker still owns under the claim's correlation id are
+        touched; the others are left out of the result. Completed jobs are
+        deleted; failed and partially successful ones are rescheduled with
+        backoff, or exhausted at their last attempt. Constant statement count.
+        """
+        owned = {
+            row.correlation_id: row
+            for row in self._owned(conn, worker_id, [o.job for o in outcomes])
+        }
+        mine: list[Outcome] = []
+        owned_once: dict[Any, Any] = {}
+        for outcome in outcomes:
+            row = owned.get(outcome.job.correlation_id)
+            # A claim counts once per call, and only for the job it was made on.
+            if row is not None and row.id == outcome.job.id:
+                mine.append(outcome)
+                del owned[row.correlation_id]
+                owned_once[row.correlation_id] = row
+        owned = owned_once
+        if not mine:
+            return []
+        now = self.dialect.now()
+        done = [o for o in mine if o.kind == "completed"]
+        retried = [o for o in mine if o.kind != "completed"]
+        if done:
+            self.run(conn, delete(jobs).where(jobs.c.id.in_([o.job.id for o in done])))
+        new_rows: dict[uuid.UUID, Any] = {}
+        exhausted: set[uuid.UUID] = set()
+        if retried:
+            delays: dict[uuid.UUID, int] = {}
+            errors: dict[uuid.UUID, str | None] = {}
+            for outcome in retried:
+                row = owned[outcome.job.correlation_id]
+                delays[row.id] = retry.delay_ms(row.attempts)
+                if row.attempts >= row.max_attempts or outcome.exhaust:
+                    exhausted.add(row.id)
+                if outcome.kind == "failed":
+                    errors[row.id] = error_text(outcome.error)[0]
+                else:
+                    errors[row.id] = PARTIAL_AT_MAX_MESSAGE if row.id in exhausted else None
+            ids = list(delays)
+            values: dict[str, Any] = {
+                "last_error": case(errors, value=jobs.c.id),
+                "run_at": self.dialect.add_ms(now, case(delays, value=jobs.c.id)),
+                "locked_at": None,
+                "locked_by": None,
+                "correlation_id": None,
+                "revision": jobs.c.revision + 1,
+                "updated_at": now,
+            }
+            forced = [o.job.id for o in retried if o.exhaust]
+            if forced:
+                # As permanently_fail_jobs does: the attempt count reaches the limit.
+                values["attempts"] = case(
+                    (jobs.c.id.in_(forced), jobs.c.max_attempts), else_=jobs.c.attempts
+                )
+            statement = update(jobs).where(jobs.c.id.in_(ids)).values(values)
+            new_rows = self._update_returning_jobs(conn, statement, ids)
+        self._unlock_queues(
+            conn, {owned[o.job.correlation_id].queue_name for o in mine} - {None}, worker_id
+        )
+        self._close_history(conn, mine)
+        self.touch_tasks(conn, (o.job.task_identifier for o in mine))
+        finished = []
+        for outcome in mine:
+            if outcome.kind == "completed":
+                finished.append(FinishedJob(outcome, outcome.job, False))
+            else:
+                row = new_rows[outcome.job.id]
+                finished.append(FinishedJob(outcome, job_from_row(row), row.id in exhausted))
+        return finished
+
+    def _close_history(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+        """Close the ``started`` rows of these attempts with their outcomes, in one statement."""
+        by_correlation = {o.job.correlation_id: o for o in outcomes}
+        columns: dict[str, dict[Any, Any]] = {
+            "status": {},
+            "execution_time_ms": {},
+            "error_message": {},
+            "error_stack": {},
+            "completed_steps": {},
+            "failed_steps": {},
+            "retry_from_step": {},
+            "partial_results": {},
+        }
+        for correlation, outcome in by_correlation.items():
+            message, stack = error_text(outcome.error) if outcome.kind == "failed" else (None, None)
+            partial = outcome.partial
+            row = {
+                "status": outcome.kind,
+                "execution_time_ms": outcome.execution_time_ms,
+                "error_message": message,
+                "error_stack": stack,
+                "completed_steps": list(partial.completed_steps) if partial else None,
+                "failed_steps": list(partial.failed_steps) if partial else None,
+                "retry_from_step": partial.retry_from_step if partial else None,
+                "partial_results": partial.results if partial else None,
+            }
+            for name, value in row.items():
+                columns[name][correlation] = value
+        values: dict[str, Any] = {"completed_at": self.dialect.now()}
+        for name, per_row in columns.items():
+            values[name] = self._per_row(job_history.c.correlation_id, job_history.c[name], per_row)
+        self.close_history_rows(conn, list(by_correlation), values)
