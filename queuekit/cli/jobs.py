@@ -1,0 +1,222 @@
+"""Enqueueing and reading commands: ``add``, ``jobs``, ``history``, ``stats``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from rich.table import Table
+
+from queuekit.cli.app import (
+    DURATION,
+    JOB_ID,
+    JSON,
+    TIME,
+    InputError,
+    age,
+    cli,
+    console,
+    current_state,
+    history_table,
+    job_detail_table,
+    jobs_table,
+    json_option,
+    print_json,
+    when,
+    window_start,
+)
+from queuekit.types import (
+    HISTORY_STATUSES,
+    JOB_KEY_MODES,
+    JOB_STATUSES,
+)
+
+# -- enqueue ------------------------------------------------------------------------------
+
+
+@cli.command("add")
+@click.argument("task")
+@click.argument("payload", type=JSON, default="{}", required=False)
+@click.option("--queue", "queue_name", metavar="NAME", help="Named queue (runs one at a time).")
+@click.option("--run-at", type=TIME, help="Earliest start, ISO 8601 with offset.")
+@click.option("--delay", type=DURATION, help="Earliest start as a delay from now.")
+@click.option("--priority", type=int, default=0, show_default=True, help="Lower runs first.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--job-key", metavar="KEY", help="Deduplication key.")
+@click.option("--job-key-mode", type=click.Choice(JOB_KEY_MODES), help="Default: replace.")
+@click.option("--flag", "flags", multiple=True, metavar="FLAG", help="Repeatable.")
+@click.option("--rate-limit-key", metavar="KEY", help="A bucket made with `rate-limit set`.")
+@json_option
+def add(
+    task: str,
+    payload: Any,
+    queue_name: str | None,
+    run_at: datetime | None,
+    delay: timedelta | None,
+    priority: int,
+    max_attempts: int,
+    job_key: str | None,
+    job_key_mode: str | None,
+    flags: tuple[str, ...],
+    rate_limit_key: str | None,
+) -> None:
+    """Enqueue one job of TASK with PAYLOAD (a JSON object; '-' reads stdin, '@FILE' a file)."""
+    if run_at is not None and delay is not None:
+        raise InputError("give --run-at or --delay, not both")
+    state = current_state()
+    manager = state.manager()
+    if delay is not None:
+        run_at = manager.now() + delay
+    job = manager.add_job(
+        task,
+        payload,
+        queue_name=queue_name,
+        run_at=run_at,
+        priority=priority,
+        max_attempts=max_attempts,
+        job_key=job_key,
+        job_key_mode=job_key_mode,
+        flags=flags,
+        rate_limit_key=rate_limit_key,
+    )
+    if state.json:
+        print_json(job)
+    else:
+        console().print(f"Added job {job.id} ({job.task_identifier}, run at {when(job.run_at)}).")
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@cli.group()
+def jobs() -> None:
+    """List and inspect jobs waiting, running or exhausted."""
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice(JOB_STATUSES))
+@click.option("--task", "task_identifier", metavar="TASK")
+@click.option("--queue", "queue_name", metavar="NAME")
+@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True)
+@json_option
+def jobs_list(
+    status: str | None, task_identifier: str | None, queue_name: str | None, limit: int
+) -> None:
+    """Jobs in claim order (completed jobs live on in `history`)."""
+    state = current_state()
+    found = state.manager().list_jobs(
+        status=status, task_identifier=task_identifier, queue_name=queue_name, limit=limit
+    )
+    if state.json:
+        print_json(found)
+    else:
+        out = console()
+        out.print(jobs_table(found))
+        out.print(f"{len(found)} job(s)" + (f" (limit {limit})" if len(found) == limit else ""))
+
+
+@jobs.command("show")
+@click.argument("job_id", type=JOB_ID)
+@json_option
+def jobs_show(job_id: uuid.UUID) -> None:
+    """One job with every attempt it made (also for completed jobs, from history)."""
+    state = current_state()
+    manager = state.manager()
+    job = manager.get_job(job_id)
+    attempts = manager.job_history(job_id)
+    if job is None and not attempts:
+        raise InputError(f"no job {job_id}: not queued and no history (check `queuekit jobs list`)")
+    if state.json:
+        print_json({"job": job, "history": attempts})
+        return
+    out = console()
+    if job is None:
+        out.print(f"Job {job_id} is no longer queued (completed, or replaced); its attempts:")
+    else:
+        out.print(job_detail_table(job))
+    out.print(history_table(attempts, title="Attempts (newest first)"))
+
+
+@cli.command("history")
+@click.option("--job", "job_id", type=JOB_ID, help="Every attempt of one job.")
+@click.option("--from", "from_time", type=TIME, help="Started at or after (ISO 8601).")
+@click.option("--to", "to_time", type=TIME, help="Started at or before (ISO 8601).")
+@click.option("--since", type=DURATION, help="Started within this duration, e.g. '1 hour'.")
+@click.option("--task", "task_identifier", metavar="TASK")
+@click.option("--status", type=click.Choice(HISTORY_STATUSES))
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@json_option
+def history(
+    job_id: uuid.UUID | None,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    since: timedelta | None,
+    task_identifier: str | None,
+    status: str | None,
+    limit: int,
+) -> None:
+    """Attempts, newest first: of one job, or by time window, task and status."""
+    state = current_state()
+    manager = state.manager()
+    if job_id is not None:
+        if any(v is not None for v in (from_time, to_time, since, task_identifier, status)):
+            raise InputError("--job cannot be combined with other filters")
+        records = manager.job_history(job_id)[:limit]
+    else:
+        from_time = window_start(manager, from_time, since)
+        records = manager.query_history(
+            from_time=from_time,
+            to_time=to_time,
+            task_identifier=task_identifier,
+            status=status,
+            limit=limit,
+        )
+    if state.json:
+        print_json(records)
+    else:
+        out = console()
+        out.print(history_table(records))
+        out.print(f"{len(records)} attempt(s)")
+
+
+@cli.command("stats")
+@json_option
+def stats() -> None:
+    """Jobs by status, task and named queue, and how long the oldest has waited."""
+    state = current_state()
+    result = state.manager().stats()
+    if state.json:
+        print_json(result)
+        return
+    out = console()
+    totals = Table(title="Jobs")
+    for name in (*JOB_STATUSES, "oldest waiting"):
+        totals.add_column(name, justify="right")
+    totals.add_row(
+        *(str(result.by_status.get(name, 0)) for name in JOB_STATUSES),
+        age(result.oldest_available_age),
+    )
+    out.print(totals)
+    if result.by_task:
+        tasks = Table(title="By task")
+        tasks.add_column("task")
+        for name in JOB_STATUSES:
+            tasks.add_column(name, justify="right")
+        for task, counts in sorted(result.by_task.items()):
+            tasks.add_row(task, *(str(counts.get(name, 0)) for name in JOB_STATUSES))
+        out.print(tasks)
+    if result.by_queue:
+        queues = Table(title="By named queue")
+        queues.add_column("queue")
+        for name in JOB_STATUSES:
+            queues.add_column(name, justify="right")
+        queues.add_column("locked")
+        for queue, counts in sorted(result.by_queue.items()):
+            queues.add_row(
+                queue,
+                *(str(counts.get(name, 0)) for name in JOB_STATUSES),
+                "yes" if counts.get("is_locked") else "no",
+            )
+        out.print(queues)

@@ -1,0 +1,392 @@
+"""Commands that run things: ``maintain``, ``gc``, ``worker`` and ``demo``."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from queuekit import migrations
+from queuekit.cli.app import (
+    DURATION,
+    INTERVAL,
+    InputError,
+    RuntimeFailure,
+    State,
+    age,
+    cli,
+    console,
+    current_state,
+    database_access,
+    history_table,
+    json_option,
+    main,
+    print_json,
+    progress_bar,
+)
+from queuekit.manager import JobManager
+
+# -- maintenance --------------------------------------------------------------------------
+
+
+@cli.command("gc")
+@click.option(
+    "--keep-task-identifiers",
+    type=DURATION,
+    default="7 days",
+    show_default=True,
+    help="Forget unused task identifiers (no schema, no job) after this long.",
+)
+@json_option
+def gc(keep_task_identifiers: timedelta) -> None:
+    """Delete expired history, empty named queues and unused task identifiers."""
+    state = current_state()
+    manager = state.manager()
+    counts = {
+        "job_history": manager.gc_job_history(),
+        "job_queues": manager.gc_job_queues(),
+        "task_identifiers": manager.gc_task_identifiers(keep=keep_task_identifiers),
+    }
+    if state.json:
+        print_json(counts)
+        return
+    table = Table(title="Deleted")
+    for name in counts:
+        table.add_column(name.replace("_", " "), justify="right")
+    table.add_row(*(str(n) for n in counts.values()))
+    console().print(table)
+
+
+@cli.command("maintain")
+@click.option("--once", is_flag=True, help="Run one pass and exit.")
+@click.option("--interval", type=INTERVAL, default="1 minute", show_default=True)
+@click.option("--lock-timeout", type=DURATION, default="10 minutes", show_default=True)
+@click.option("--gc-schedule", default="0 3 * * *", show_default=True, metavar="CRON")
+@click.option("--gc-timezone", default="UTC", show_default=True, metavar="ZONE")
+@click.option("--keep-task-identifiers", type=DURATION, default="7 days", show_default=True)
+@json_option
+def maintain(
+    once: bool,
+    interval: timedelta,
+    lock_timeout: timedelta,
+    gc_schedule: str,
+    gc_timezone: str,
+    keep_task_identifiers: timedelta,
+) -> None:
+    """Reset expired locks and refill rate limits every interval; GC on a cron schedule."""
+    from queuekit.maintenance import Maintenance
+
+    state = current_state()
+    upkeep = Maintenance(
+        state.manager(),
+        interval=interval,
+        lock_timeout=lock_timeout,
+        gc_schedule=gc_schedule,
+        gc_timezone=gc_timezone,
+        task_identifier_retention=keep_task_identifiers,
+    )
+    if not once:
+        click.echo(
+            f"Maintaining {state.display_url} every {age(interval)}; Ctrl-C stops.", err=True
+        )
+        with logging_to_stderr("info"):
+            upkeep.run()
+        if upkeep.errors and upkeep.runs == 0:
+            raise RuntimeFailure("maintenance could not reach the database; see the log above")
+        return
+    with logging_to_stderr("warning"):
+        report = upkeep.run_once()
+    if upkeep.errors:
+        raise RuntimeFailure(
+            f"{upkeep.errors} maintenance step(s) failed; see the log above for the database error"
+        )
+    if state.json:
+        print_json(report)
+        return
+    table = Table(title="Maintenance pass")
+    for column in ("locks reset", "buckets refilled", "GC"):
+        table.add_column(column, justify="right")
+    gc_text = "not due"
+    if report.gc is not None:
+        gc_text = (
+            f"{report.gc.history} history, {report.gc.queues} queues, "
+            f"{report.gc.task_identifiers} task ids"
+        )
+    table.add_row(str(report.reset), str(report.refilled), gc_text)
+    console().print(table)
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+def import_object(spec: str, option: str) -> Any:
+    """The object named by ``module:attribute`` (the current directory is importable)."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise InputError(
+            f"{option} {spec!r} must look like module:attribute, e.g. myapp.tasks:TASKS"
+        )
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise InputError(f"{option} {spec!r}: cannot import {module_name!r} ({error})") from error
+    except Exception as error:
+        raise RuntimeFailure(
+            f"{option} {spec!r}: importing {module_name!r} failed with "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise InputError(f"{option} {spec!r}: {module_name} has no {attribute!r}") from None
+    return target
+
+
+def load_tasks(specs: Sequence[str]) -> dict[str, Callable[..., object]]:
+    """Merge the task mappings named by ``--tasks`` options."""
+    tasks: dict[str, Callable[..., object]] = {}
+    for spec in specs:
+        found = import_object(spec, "--tasks")
+        if callable(found) and not isinstance(found, Mapping):
+            found = found()
+        if not isinstance(found, Mapping) or not all(
+            isinstance(name, str) and callable(fn) for name, fn in found.items()
+        ):
+            raise InputError(
+                f"--tasks {spec!r} must name a mapping of task identifier to function "
+                "(or a function returning one)"
+            )
+        tasks.update(found)
+    return tasks
+
+
+def load_crontabs(specs: Sequence[str]) -> list[Any]:
+    """Concatenate the cron entry lists named by ``--crontab`` options."""
+    entries: list[Any] = []
+    for spec in specs:
+        found = import_object(spec, "--crontab")
+        if callable(found):
+            found = found()
+        if isinstance(found, str | bytes | Mapping) or not isinstance(found, Sequence):
+            raise InputError(f"--crontab {spec!r} must name a list of cron entries")
+        entries += list(found)
+    return entries
+
+
+@contextmanager
+def logging_to_stderr(level: str) -> Iterator[None]:
+    """Log queuekit's messages on stderr, one line each, while the block runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("queuekit")
+    saved = (root.handlers[:], root.level, root.propagate)
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
+
+
+def stats_table(stats: Any, title: str) -> Table:
+    """A WorkerStats as a one-row table."""
+    table = Table(title=title)
+    names = [f.name for f in dataclasses.fields(stats)]
+    for name in names:
+        table.add_column(name.replace("_", " "), justify="right")
+    table.add_row(*(str(getattr(stats, name)) for name in names))
+    return table
+
+
+@cli.command("worker")
+@click.option(
+    "--tasks",
+    "task_specs",
+    multiple=True,
+    required=True,
+    metavar="MODULE:MAPPING",
+    help="Task identifier → function mapping to run, e.g. myapp.tasks:TASKS (repeatable).",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--worker-id", help="Default: host-pid-random.")
+@click.option(
+    "--task",
+    "task_identifiers",
+    multiple=True,
+    metavar="TASK",
+    help="Claim only these tasks (repeatable; default: every task).",
+)
+@click.option("--only-mapped", is_flag=True, help="Claim only the tasks --tasks provides.")
+@click.option("--forbid-flag", "forbidden_flags", multiple=True, metavar="FLAG")
+@click.option("--poll-interval", type=INTERVAL, default="2 seconds", show_default=True)
+@click.option(
+    "--job-timeout", type=DURATION, default="5 minutes", show_default=True, help="0: no limit."
+)
+@click.option("--shutdown-timeout", type=DURATION, default="30 seconds", show_default=True)
+@click.option("--lock-timeout", type=INTERVAL, default="10 minutes", show_default=True)
+@click.option("--no-maintenance", is_flag=True, help="Leave maintenance to `queuekit maintain`.")
+@click.option("--crontab", "crontab_specs", multiple=True, metavar="MODULE:LIST")
+@click.option("--drain", is_flag=True, help="Exit once no job is claimable (with a progress bar).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@json_option
+def worker(
+    task_specs: tuple[str, ...],
+    concurrency: int,
+    worker_id: str | None,
+    task_identifiers: tuple[str, ...],
+    only_mapped: bool,
+    forbidden_flags: tuple[str, ...],
+    poll_interval: timedelta,
+    job_timeout: timedelta,
+    shutdown_timeout: timedelta,
+    lock_timeout: timedelta,
+    no_maintenance: bool,
+    crontab_specs: tuple[str, ...],
+    drain: bool,
+    log_level: str,
+) -> None:
+    """Run tasks for queued jobs until SIGINT/SIGTERM (or, with --drain, until none is left)."""
+    from queuekit.worker import Worker
+
+    if task_identifiers and only_mapped:
+        raise InputError("give --task or --only-mapped, not both")
+    tasks = load_tasks(task_specs)
+    crontabs = load_crontabs(crontab_specs)
+    state = current_state()
+    manager = state.manager()
+    claim: Sequence[str] | None = list(task_identifiers) or None
+    if only_mapped:
+        claim = sorted(tasks)
+    runner = Worker(
+        manager,
+        tasks,
+        concurrency=concurrency,
+        worker_id=worker_id,
+        task_identifiers=claim,
+        forbidden_flags=list(forbidden_flags) or None,
+        poll_interval=poll_interval,
+        job_timeout=job_timeout if job_timeout > timedelta(0) else None,
+        shutdown_timeout=shutdown_timeout,
+        lock_timeout=lock_timeout,
+        maintenance=not no_maintenance,
+        crontabs=crontabs,
+    )
+    with logging_to_stderr(log_level):
+        if drain:
+            drain_worker(state, manager, runner)
+        else:
+            runner.run()
+    if state.json:
+        print_json({"worker_id": runner.worker_id, "stats": runner.stats})
+    else:
+        console().print(stats_table(runner.stats, f"Worker {runner.worker_id}"))
+
+
+def drain_worker(state: State, manager: JobManager, runner: Any) -> None:
+    """Drain on a background thread, with a progress bar, stopping cleanly on SIGINT/SIGTERM."""
+    from queuekit.signals import stop_signals
+
+    stop_requested = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            runner.drain()
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=work, name="queuekit-drain", daemon=True)
+    progress = None if state.json else progress_bar()
+    if progress is not None:
+        waiting = manager.stats().by_status.get("available", 0)
+        bar = progress.add_task("Draining", total=waiting or None)
+        finished = [0]
+        lock = threading.Lock()
+
+        def advance(_event: Any) -> None:
+            with lock:
+                finished[0] += 1
+                progress.update(bar, completed=finished[0])
+
+        runner.on("job/completed", advance)
+        runner.on("job/exhausted", advance)
+        progress.start()
+    try:
+        with stop_signals(lambda _force: stop_requested.set()):
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.1)
+                if stop_requested.is_set() and runner.running:
+                    runner.stop()
+    finally:
+        if progress is not None:
+            progress.stop()
+    if failure:
+        raise failure[0]
+
+
+@cli.command("demo")
+@json_option
+def demo() -> None:
+    """Run a few hundred jobs of every kind through a worker (use a fresh SQLite file)."""
+    from queuekit import demo as demo_module
+    from queuekit.types import RetryPolicy
+
+    state = current_state()
+    out = console()
+    engine = state.engine()
+    with database_access(state):
+        migrations.upgrade(engine, schema=state.schema)
+    # Short retry delays so that failing jobs reach their last attempt within seconds.
+    manager = JobManager(
+        engine,
+        schema=state.schema,
+        retry=RetryPolicy(base_delay="0.05 seconds", max_delay="0.5 seconds"),
+    )
+    quiet = Console(file=io.StringIO()) if state.json else out
+    if not state.json:
+        out.print(f"queuekit demo on {state.display_url} (migrated to {migrations.head()})")
+    if state.json:
+        result = demo_module.run_demo(manager, quiet, None)
+    else:
+        with progress_bar() as progress:
+            result = demo_module.run_demo(manager, out, progress)
+    if state.json:
+        print_json({k: v for k, v in dataclasses.asdict(result).items() if k != "records"})
+        return
+    out.print(demo_module.summary_table(result.by_task, result.records))
+    out.print(history_table(demo_module.sample_rows(result.records), title="A few history rows"))
+    out.print(stats_table(result.worker, "Worker totals"))
+    out.print(
+        f"Cron entry fired {result.cron_fired} time(s) (one catch-up run for the missed slot). "
+        f"Done in {result.seconds:.1f} s."
+    )
+    prefix = f"queuekit --database-url {state.url}"
+    out.print(
+        f"Explore: `{prefix} stats`, then `jobs list --status exhausted`, "
+        "`history --status failed` or `replay` in place of `stats`."
+    )
+
+
+__all__ = ["cli", "main"]
