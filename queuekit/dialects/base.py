@@ -106,6 +106,8 @@ class DialectSupport:
         """
         return None
 
+    #: Whether INSERT/UPDATE ... RETURNING may run as a data-modifying CTE.
+    writes_in_ctes: bool = False
     #: Whether :meth:`copy_rows` is a faster bulk path than multi-row INSERTs.
     bulk_loads: bool = False
 

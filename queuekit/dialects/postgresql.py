@@ -47,6 +47,7 @@ class PostgreSQLSupport(OnConflictSupport):
     name = "postgresql"
     dialect_insert = staticmethod(insert)
     bulk_loads = True
+    writes_in_ctes = True
     notifies = True
 
     def check_version(self, connection: Connection) -> None:

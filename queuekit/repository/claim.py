@@ -275,7 +275,11 @@ class Claim(Enqueue):
                 updated_at=now,
             )
         )
-        rows = self._update_returning_jobs(conn, statement, ids)
+        if self.dialect.writes_in_ctes:
+            rows = self._lock_and_open_history(conn, statement, retention_ms)
+        else:
+            rows = self._update_returning_jobs(conn, statement, ids)
+            self._open_history(conn, ids, retention_ms)
         if queues:
             self.run(
                 conn,
@@ -283,9 +287,24 @@ class Claim(Enqueue):
                 .where(job_queues.c.queue_name.in_(sorted(queues)))
                 .values(locked_at=now, locked_by=worker_id, updated_at=now),
             )
-        claimed = [job_from_row(rows[job_id], with_correlation=True) for job_id in ids]
-        self._open_history(conn, worker_id, claimed, retention_ms)
-        return claimed
+        return [job_from_row(rows[job_id], with_correlation=True) for job_id in ids]
+
+    def _lock_and_open_history(
+        self, conn: Connection, statement: Any, retention_ms: int
+    ) -> dict[uuid.UUID, Any]:
+        """Lock the jobs and copy their history rows in one statement (one round trip).
+
+        The UPDATE ... RETURNING feeds the history INSERT ... SELECT as a
+        data-modifying CTE, which the database runs whether or not the outer
+        SELECT reads it.
+        """
+        locked = statement.returning(*jobs.c).cte("locked")
+        columns = self._history_columns(locked.c, retention_ms)
+        opened = job_history.insert().from_select(
+            list(columns), select(*(value.label(name) for name, value in columns.items()))
+        )
+        claimed = select(locked).add_cte(opened.cte("opened"))
+        return {row.id: row for row in self.run(conn, claimed)}
 
     def _new_correlations(self, ids: Sequence[uuid.UUID]) -> ColumnElement[uuid.UUID]:
         """A fresh claim id per job: made by the database where it can, else sent per row."""
@@ -294,40 +313,42 @@ class Claim(Enqueue):
             return made
         return case({job_id: uuid.uuid4() for job_id in ids}, value=jobs.c.id)
 
-    def _open_history(
-        self, conn: Connection, worker_id: str, claimed: Sequence[Job], retention_ms: int
-    ) -> None:
+    def _history_columns(self, source: Any, retention_ms: int) -> dict[str, ColumnElement[Any]]:
+        """A ``started`` history row made of a just-locked job's columns and its claim clock."""
+        waited = self.dialect.ms_between(source.run_at, source.locked_at)
+        return {
+            "id": source.correlation_id,
+            "job_id": source.id,
+            "correlation_id": source.correlation_id,
+            "task_identifier": source.task_identifier,
+            "payload": source.payload,
+            "queue_name": source.queue_name,
+            "priority": source.priority,
+            "flags": source.flags,
+            "rate_limit_key": source.rate_limit_key,
+            "worker_id": source.locked_by,
+            "status": literal("started"),
+            "started_at": source.locked_at,
+            "queue_time_ms": case(
+                (waited < 0, literal(0)),
+                (waited > 2**31 - 1, literal(2**31 - 1)),
+                else_=waited,
+            ),
+            "attempt_number": source.attempts,
+            "created_at": source.locked_at,
+            "expires_at": self.dialect.add_ms(source.locked_at, retention_ms),
+        }
+
+    def _open_history(self, conn: Connection, ids: Sequence[uuid.UUID], retention_ms: int) -> None:
         """One ``started`` row per claimed job, copied by the database from the row it locked.
 
         INSERT ... SELECT keeps the payloads and per-row parameters off the
         wire: the history row is made of the job's columns and the claim's
         clock (``locked_at``), so it needs nothing from Python but the ids.
         """
-        waited = self.dialect.ms_between(jobs.c.run_at, jobs.c.locked_at)
-        columns: dict[str, ColumnElement[Any]] = {
-            "id": jobs.c.correlation_id,
-            "job_id": jobs.c.id,
-            "correlation_id": jobs.c.correlation_id,
-            "task_identifier": jobs.c.task_identifier,
-            "payload": jobs.c.payload,
-            "queue_name": jobs.c.queue_name,
-            "priority": jobs.c.priority,
-            "flags": jobs.c.flags,
-            "rate_limit_key": jobs.c.rate_limit_key,
-            "worker_id": jobs.c.locked_by,
-            "status": literal("started"),
-            "started_at": jobs.c.locked_at,
-            "queue_time_ms": case(
-                (waited < 0, literal(0)),
-                (waited > 2**31 - 1, literal(2**31 - 1)),
-                else_=waited,
-            ),
-            "attempt_number": jobs.c.attempts,
-            "created_at": jobs.c.locked_at,
-            "expires_at": self.dialect.add_ms(jobs.c.locked_at, retention_ms),
-        }
+        columns = self._history_columns(jobs.c, retention_ms)
         source = select(*(value.label(name) for name, value in columns.items()))
-        for part in chunks([job.id for job in claimed]):
+        for part in chunks(list(ids)):
             self.run(
                 conn,
                 job_history.insert().from_select(
