@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from queuekit.compat import check_server_version
 from queuekit.dialects import support_for
 from queuekit.durations import Duration, check_optional_time, duration_ms, parse_duration
 from queuekit.errors import (
@@ -117,7 +118,7 @@ class JobManager:
                 conn = stack.enter_context(self.engine.connect())
             else:
                 conn = caller_connection(session)
-            self.dialect.check_version(conn)
+            check_server_version(conn)
             migrations.check(conn, schema=self.schema)
 
     def _run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:

@@ -46,10 +46,6 @@ class DialectSupport:
     def prepare_engine(self, engine: Engine) -> None:
         """Apply per-connection set-up the queue relies on (called once per engine)."""
 
-    def check_version(self, connection: Connection) -> None:
-        """Raise UnsupportedDatabaseError when the server is too old."""
-        raise NotImplementedError
-
     def now(self) -> ColumnElement[datetime]:
         """The database server's current time, as stored in UTCDateTime columns."""
         raise NotImplementedError

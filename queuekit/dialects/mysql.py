@@ -23,7 +23,6 @@ from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.sql.dml import Insert
 
 from queuekit.dialects.base import DialectSupport
-from queuekit.errors import UnsupportedDatabaseError
 from queuekit.models import UTCDateTime
 
 
@@ -43,17 +42,6 @@ class MySQLSupport(DialectSupport):
         # isolation_level execution option would set and reset the session).
         # SQLAlchemy has no construct for SET TRANSACTION.
         connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {self.isolation_level}")
-
-    def check_version(self, connection: Connection) -> None:
-        info = tuple(connection.dialect.server_version_info or (0,))
-        is_mariadb = bool(getattr(connection.dialect, "is_mariadb", False))
-        minimum = (10, 6) if is_mariadb else (8, 0)
-        if info < minimum:
-            product = "MariaDB" if is_mariadb else "MySQL"
-            wanted = ".".join(map(str, minimum))
-            raise UnsupportedDatabaseError(
-                f"{product} {'.'.join(map(str, info))} is too old; queuekit needs {wanted} or newer"
-            )
 
     def now(self) -> ColumnElement[datetime]:
         # Columns hold naive UTC, so the clock must be UTC whatever the session time zone.

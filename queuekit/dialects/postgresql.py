@@ -34,7 +34,6 @@ from sqlalchemy.types import Interval
 
 from queuekit.dialects.base import Listener
 from queuekit.dialects.on_conflict import OnConflictSupport
-from queuekit.errors import UnsupportedDatabaseError
 from queuekit.models import UTCDateTime
 
 #: The channel workers LISTEN on; one notification per enqueue transaction.
@@ -49,13 +48,6 @@ class PostgreSQLSupport(OnConflictSupport):
     bulk_loads = True
     writes_in_ctes = True
     notifies = True
-
-    def check_version(self, connection: Connection) -> None:
-        info = connection.dialect.server_version_info or (0,)
-        if tuple(info) < (13,):
-            raise UnsupportedDatabaseError(
-                f"PostgreSQL {'.'.join(map(str, info))} is too old; queuekit needs 13 or newer"
-            )
 
     def now(self) -> ColumnElement[datetime]:
         # statement_timestamp(): one value per statement, unlike now()'s

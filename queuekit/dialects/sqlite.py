@@ -25,7 +25,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert
 
 from queuekit.dialects.on_conflict import OnConflictSupport
-from queuekit.errors import UnsupportedDatabaseError
 from queuekit.models import UTCDateTime
 
 # SQLAlchemy stores SQLite timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff'; SQLite's
@@ -76,12 +75,6 @@ class SQLiteSupport(OnConflictSupport):
             ):
                 return
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    def check_version(self, connection: Connection) -> None:
-        if sqlite3.sqlite_version_info < (3, 35):
-            raise UnsupportedDatabaseError(
-                f"SQLite {sqlite3.sqlite_version} is too old; queuekit needs 3.35 or newer"
-            )
 
     def now(self) -> ColumnElement[datetime]:
         return type_coerce(func.strftime(_TIMESTAMP, "now").concat("000"), UTCDateTime())
