@@ -2,7 +2,8 @@
 
 Each dialect module provides one :class:`~queuekit.dialects.base.DialectSupport`
 subclass holding only the database clock and time arithmetic, the flag
-filter of the claim, upserts, notification and per-connection set-up.
+filter of the claim, upserts, notification, per-connection set-up and the
+oldest server version supported.
 Everything else is SQLAlchemy Core shared by all dialects.
 """
 

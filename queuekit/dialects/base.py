@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Table
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
 
@@ -39,6 +40,10 @@ class DialectSupport:
     #: Whether ``insert_skipping_conflicts(...).returning(id)`` returns the inserted rows' ids
     #: (a skipped row may return the existing row's id, never the proposed one).
     skip_insert_returns_ids: bool = True
+
+    def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
+        """The product this server is and the oldest version of it queuekit supports."""
+        raise NotImplementedError
 
     def begin_transaction(self, connection: Connection) -> None:
         """Set up a transaction queuekit opened itself, before its first statement."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.mysql import insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
 from queuekit.dialects.base import DialectSupport
@@ -35,6 +36,12 @@ class MySQLSupport(DialectSupport):
     isolation_level = "READ COMMITTED"
     # A no-op ON DUPLICATE KEY UPDATE still reports the existing row; read ids back instead.
     skip_insert_returns_ids = False
+
+    def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
+        # SKIP LOCKED arrived in MySQL 8.0 and MariaDB 10.6.
+        if getattr(dialect, "is_mariadb", False):
+            return "MariaDB", (10, 6)
+        return "MySQL", (8, 0)
 
     def begin_transaction(self, connection: Connection) -> None:
         # Applies to the transaction about to start only: one round trip, and

@@ -29,6 +29,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Interval
 
@@ -48,6 +49,9 @@ class PostgreSQLSupport(OnConflictSupport):
     bulk_loads = True
     writes_in_ctes = True
     notifies = True
+
+    def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
+        return "PostgreSQL", (13,)
 
     def now(self) -> ColumnElement[datetime]:
         # statement_timestamp(): one value per statement, unlike now()'s

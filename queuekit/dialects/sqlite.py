@@ -23,6 +23,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.engine import Dialect
 
 from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.models import UTCDateTime
@@ -40,6 +41,9 @@ class SQLiteSupport(OnConflictSupport):
 
     name = "sqlite"
     dialect_insert = staticmethod(insert)
+
+    def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
+        return "SQLite", (3, 35)  # RETURNING and ON CONFLICT
 
     def prepare_engine(self, engine: Engine) -> None:
         if getattr(engine, _PREPARED_MARK, False):
