@@ -35,7 +35,8 @@ class DialectSupport:
     name: str = ""
     #: Isolation level for the transactions queuekit opens itself (None: driver default).
     isolation_level: str | None = None
-    #: Whether enqueues should emit a wake-up notification.
+    #: Whether enqueues wake workers (see :meth:`wake_up_values`) and :meth:`open_listener`
+    #: gives a connection to wait on; elsewhere workers only poll.
     notifies: bool = False
     #: Whether ``insert_skipping_conflicts(...).returning(id)`` returns the inserted rows' ids
     #: (a skipped row may return the existing row's id, never the proposed one).

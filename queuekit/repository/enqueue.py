@@ -263,13 +263,17 @@ class Enqueue(Reading):
         # These rows are locked by this transaction already; a locking read sees
         # holders committed after a REPEATABLE READ snapshot was taken.
         rows_by_id = self._select_jobs(conn, sorted(set(settled.values())), locking=True)
+        # Jobs replaced later in the same batch were never stored: built from
+        # their rows, timed by one clock read.
+        now = self.now(conn) if replaced_in_batch else None
         for index, job_id in settled.items():
             if job_id in rows_by_id:
                 results[index] = job_from_row(rows_by_id[job_id])
             elif job_id in vanished:
                 results[index] = vanished[job_id]
             else:
-                results[index] = self._unsaved_job(conn, replaced_in_batch[job_id])
+                assert now is not None
+                results[index] = self._job_from_new_row(replaced_in_batch[job_id], now)
         return sorted(conflicted)
 
     def _insert_skipping_key_conflicts(
@@ -281,10 +285,6 @@ class Enqueue(Reading):
             return set(self.run(conn, statement.returning(jobs.c.id), list(rows)).scalars())
         self.run(conn, statement, list(rows))
         return set(self._select_jobs(conn, [row["id"] for row in rows]))
-
-    def _unsaved_job(self, conn: Connection, row: dict[str, Any]) -> Job:
-        """A job replaced later in the same batch: built from its row, never stored."""
-        return self._job_from_new_row(row, self.now(conn))
 
     @staticmethod
     def _job_from_new_row(row: dict[str, Any], now: datetime) -> Job:
