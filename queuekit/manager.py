@@ -184,7 +184,7 @@ class JobManager:
             max_attempts=max_attempts,
             job_key=job_key,
             job_key_mode=job_key_mode,
-            flags=tuple(flags) if not isinstance(flags, str) else flags,  # type: ignore[arg-type]
+            flags=flags,  # a bare string is refused by the checks, not split
             rate_limit_key=rate_limit_key,
         )
         return self.add_jobs([spec], session=session)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -57,7 +58,7 @@ class JobSpec:
     max_attempts: int = 25
     job_key: str | None = None
     job_key_mode: str | None = None
-    flags: tuple[str, ...] | list[str] = ()
+    flags: Sequence[str] = ()
     rate_limit_key: str | None = None
 
 
