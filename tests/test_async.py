@@ -330,7 +330,15 @@ def test_async_engine_gets_the_sqlite_preparation(manager: JobManager, url: str)
 
 
 def test_every_public_method_has_an_async_twin() -> None:
-    internal = {"check_database", "prepare_enqueue"}
+    # The worker registry serves the (synchronous) Worker only.
+    internal = {
+        "check_database",
+        "prepare_enqueue",
+        "register_worker",
+        "touch_worker",
+        "remove_worker",
+        "remove_dead_workers",
+    }
     public = {
         name
         for name, member in inspect.getmembers(JobManager, inspect.isfunction)
