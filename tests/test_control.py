@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -13,9 +14,11 @@ from click.testing import CliRunner, Result
 from queuekit import (
     InvalidArgumentError,
     InvalidWorkerIdError,
+    JobContext,
     JobError,
     JobManager,
     Maintenance,
+    Worker,
 )
 from queuekit.cli import cli
 from queuekit.models import workers
@@ -309,3 +312,83 @@ def test_cli_cancel_needs_a_job_id(clean_manager: JobManager) -> None:
     result = CliRunner().invoke(cli, ["--database-url", url, "cancel", "not-a-uuid"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+# -- workers register themselves ------------------------------------------------------------
+
+
+def test_a_worker_is_listed_while_it_runs_and_removed_when_it_stops(
+    clean_manager: JobManager,
+) -> None:
+    manager = clean_manager
+    seen: list[list[str]] = []
+
+    def look(payload: dict[str, object], ctx: JobContext) -> None:
+        seen.append([w.worker_id for w in ctx.manager.list_workers()])
+
+    manager.add_job("look", {})
+    worker = Worker(manager, {"look": look}, worker_id="listed", maintenance=False, concurrency=3)
+    assert worker.drain().completed == 1
+    assert seen == [["listed"]]
+    assert manager.list_workers() == []
+
+
+def test_a_second_worker_with_a_live_id_refuses_to_start(clean_manager: JobManager) -> None:
+    manager = clean_manager
+    first = Worker(
+        manager,
+        {"other": lambda payload, ctx: None},
+        worker_id="twin",
+        task_identifiers=["other"],
+        poll_interval="0.05 seconds",
+        maintenance=False,
+    )
+    first.start()
+    try:
+        job = manager.add_job("mail", {})
+        second = Worker(manager, {"mail": lambda payload, ctx: None}, worker_id="twin")
+        for begin in (second.drain, second.start, second.run):
+            with pytest.raises(InvalidWorkerIdError, match="twin"):
+                begin()
+            assert not second.running
+        waiting = manager.get_job(job.id)
+        assert waiting is not None and waiting.status == "available" and waiting.attempts == 0
+        [row] = manager.list_workers()
+        assert row.task_identifiers == ("other",)
+    finally:
+        first.stop()
+    assert second.drain().completed == 1
+    assert manager.list_workers() == []
+
+
+def test_a_worker_takes_over_a_dead_workers_id(clean_manager: JobManager) -> None:
+    manager = clean_manager
+    manager.register_worker("ghost", concurrency=1, heartbeat_interval=30)
+    _backdate_worker(manager, "ghost", timedelta(minutes=2))
+    manager.add_job("mail", {})
+    worker = Worker(manager, {"mail": lambda payload, ctx: None}, worker_id="ghost")
+    assert worker.drain().completed == 1
+    assert manager.list_workers() == []
+
+
+def test_the_heartbeat_keeps_the_workers_row_fresh(clean_manager: JobManager) -> None:
+    manager = clean_manager
+    # A 0.5 s lock timeout makes the worker heartbeat every 0.1 s.
+    worker = Worker(manager, {}, worker_id="beating", lock_timeout="0.5 seconds", maintenance=False)
+    worker.start()
+    try:
+        _backdate_worker(manager, "beating", timedelta(hours=1))
+        stale = manager.list_workers()[0].last_seen
+        deadline = time.monotonic() + 10
+        while manager.list_workers()[0].last_seen == stale and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert manager.list_workers()[0].last_seen > stale
+        # Removed as dead meanwhile (a long stall): the next heartbeat registers again.
+        manager.remove_worker("beating")
+        deadline = time.monotonic() + 10
+        while not manager.list_workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w.worker_id for w in manager.list_workers()] == ["beating"]
+    finally:
+        worker.stop()
+    assert manager.list_workers() == []

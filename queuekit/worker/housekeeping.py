@@ -1,8 +1,10 @@
 """Housekeeping: heartbeats, ``job_timeout``, and the maintenance and cron threads.
 
 The housekeeper thread refreshes the lock of every job this worker holds
-every ``settings.heartbeat_every`` seconds, so lock expiry never takes a
-live job, and fails attempts that overrun ``job_timeout``. Timeouts are
+and the worker's own row in ``queuekit_workers`` every
+``settings.heartbeat_every`` seconds, so lock expiry never takes a live job
+and nobody mistakes the worker for a dead one, and fails attempts that
+overrun ``job_timeout``. Timeouts are
 cooperative for thread tasks: the attempt is failed at once and
 ``ctx.cancelled`` set, but the thread stays busy until the task returns.
 """
@@ -109,6 +111,7 @@ class Housekeeper:
     def _heartbeat(self) -> None:
         state = self.state
         settings = state.settings
+        self.guarded("worker registry", self._touch_registry)
         with state.lock:
             jobs = list(state.held.values())
         if not jobs:
@@ -121,6 +124,22 @@ class Housekeeper:
             except Exception as error:
                 self.reporter.bookkeeping_error("heartbeat", error)
                 return
+
+    def register(self) -> None:
+        """Add this worker to ``queuekit_workers`` (InvalidWorkerIdError: a live one has its id)."""
+        settings = self.state.settings
+        settings.manager.register_worker(
+            settings.worker_id,
+            concurrency=settings.concurrency,
+            heartbeat_interval=settings.heartbeat_every,
+            task_identifiers=settings.task_identifiers,
+        )
+
+    def _touch_registry(self) -> None:
+        """Refresh this worker's ``last_seen``; re-register if maintenance took the row as dead."""
+        settings = self.state.settings
+        if not settings.manager.touch_worker(settings.worker_id):
+            self.register()
 
     def _maintenance_error(self, step: str, error: BaseException) -> None:
         self.reporter.bookkeeping_error(f"maintenance {step}", error)

@@ -43,7 +43,9 @@ class Worker:
             attempt (retried with the manager's backoff until
             ``max_attempts``).
         concurrency: task threads.
-        worker_id: the id claims are made under (unique per worker;
+        worker_id: the id claims are made under (unique among live
+            workers: starting with the id of a worker seen within three
+            heartbeat periods raises :class:`~queuekit.InvalidWorkerIdError`;
             default ``host-pid-random``).
         task_identifiers: claim only these tasks (None: every task; a job
             whose task has no entry in ``tasks`` is then exhausted at once
@@ -243,6 +245,8 @@ class Worker:
             state.finished.clear()
         try:
             self.manager.check_database()
+            # Refuses an id a live worker holds, before anything is claimed.
+            self._housekeeper.register()
         except BaseException:
             with state.lock:
                 state.active = False
@@ -345,6 +349,9 @@ class Worker:
             forced = forced or bool(state.held)
         for thread in state.service_threads:
             thread.join(LISTEN_TICK * 2 if thread.name != "queuekit-flusher" else None)
+        self._housekeeper.guarded(
+            "worker registry", lambda: self.manager.remove_worker(self.worker_id)
+        )
         self._reporter.emit("pool/stop", {"worker_id": self.worker_id, "forced": forced})
         self.events.flush()
         log.info("worker %s stopped", self.worker_id)
