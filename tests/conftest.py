@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from clock import MovableClock, movable_clock
 
 from queuekit import JobManager
 
@@ -155,6 +156,12 @@ def engine(empty_engine: sa.Engine) -> sa.Engine:
 def manager(engine: sa.Engine) -> JobManager:
     """A JobManager on a fresh migrated database of the parametrized dialect."""
     return JobManager(engine)
+
+
+@pytest.fixture
+def clock(manager: JobManager) -> MovableClock:
+    """The ``manager``'s database clock, movable (see tests/clock.py)."""
+    return movable_clock(manager)
 
 
 @pytest.fixture(scope="module", params=DIALECTS)
