@@ -60,6 +60,7 @@ def test_there_is_documentation() -> None:
         "dialects.md",
         "cli.md",
         "upgrading.md",
+        "architecture.md",
     } <= names
 
 
