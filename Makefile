@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test unit lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q -x -p no:cacheprovider $(PYTEST_ARGS)
+
+# The database-free tier: seconds, no server needed.
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -3,6 +3,10 @@
 PostgreSQL and MariaDB come from the servers on the machine. Without one, its
 tests skip with a loud reason; with ``QUEUEKIT_REQUIRE_SERVERS=1`` (set by CI)
 a missing server fails the test instead.
+
+Tests under ``tests/unit/`` get the ``unit`` marker and may not ask for a
+database fixture (collection fails if one does), so ``make unit`` never
+needs a server.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from clock import MovableClock, movable_clock
 
 from queuekit import JobManager
 
@@ -26,6 +31,36 @@ DIALECTS = ("sqlite", "postgresql", "mariadb")
 SERVER_DIALECTS = ("postgresql", "mariadb")
 
 _server_state: dict[str, str | None] = {}
+
+
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+#: Fixtures that open or create a database; the unit tier may use none of them.
+DATABASE_FIXTURES = frozenset(
+    {
+        "dialect",
+        "server_dialect",
+        "empty_url",
+        "empty_engine",
+        "engine",
+        "manager",
+        "module_engine",
+        "clean_manager",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the unit tier, and refuse a unit test that asks for a database."""
+    for item in items:
+        if UNIT_DIR not in item.path.parents:
+            continue
+        item.add_marker(pytest.mark.unit)
+        wanted = DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if wanted:
+            raise pytest.UsageError(
+                f"{item.nodeid} is in tests/unit/ but uses {sorted(wanted)}; "
+                "move it next to the conformance tests or drop the database"
+            )
 
 
 def _server_problem(dialect: str) -> str | None:
@@ -121,6 +156,12 @@ def engine(empty_engine: sa.Engine) -> sa.Engine:
 def manager(engine: sa.Engine) -> JobManager:
     """A JobManager on a fresh migrated database of the parametrized dialect."""
     return JobManager(engine)
+
+
+@pytest.fixture
+def clock(manager: JobManager) -> MovableClock:
+    """The ``manager``'s database clock, movable (see tests/clock.py)."""
+    return movable_clock(manager)
 
 
 @pytest.fixture(scope="module", params=DIALECTS)

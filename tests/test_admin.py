@@ -7,13 +7,13 @@ prove that rule; the others prove where SPEC §4 goes beyond the seed.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from clock import MovableClock
 from sqlalchemy.orm import Session
 
 from queuekit import (
@@ -76,11 +76,6 @@ def queue_rows(manager: JobManager) -> dict[str, dict[str, Any]]:
 def snapshot(manager: JobManager) -> tuple[Any, ...]:
     """Everything an admin operation could change, to prove it changed nothing."""
     return job_rows(manager), history_rows(manager), queue_rows(manager)
-
-
-def pause() -> None:
-    """Let the database clock move on (SQLite's has millisecond precision)."""
-    time.sleep(0.01)
 
 
 # -- reschedule (§7.2) ------------------------------------------------------------
@@ -502,10 +497,12 @@ def test_replay_only_final_failures(manager: JobManager) -> None:
     assert retrying.id not in {uuid.UUID(j.job_key or "") for j in replayed}
 
 
-def test_replay_window_applies_to_the_latest_failed_attempt(manager: JobManager) -> None:
+def test_replay_window_applies_to_the_latest_failed_attempt(
+    manager: JobManager, clock: MovableClock
+) -> None:
     job = manager.add_job("mail", {}, max_attempts=2)
     manager.fail_jobs(WORKER, [JobError(claim_one(manager, "mail"), "first")], 1)
-    pause()
+    clock.advance()
     manager.reschedule_jobs([job.id], run_at=datetime.now(UTC) - timedelta(seconds=1))
     manager.fail_jobs(WORKER, [JobError(claim_one(manager, "mail"), "second")], 1)
     first, second = sorted(manager.job_history(job.id), key=lambda r: r.attempt_number)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from conftest import create_database_url
 from doc_blocks import DOCS, Block, blocks, doc_files, doc_module, python_blocks, run
 
-from queuekit import migrations
+from queuekit import JobManager, Worker, migrations
 
 REPO = DOCS.parent
 README = REPO / "README.md"
@@ -60,10 +60,33 @@ def test_there_is_documentation() -> None:
         "dialects.md",
         "cli.md",
         "upgrading.md",
+        "architecture.md",
     } <= names
 
 
-@pytest.mark.parametrize("path", doc_files(), ids=lambda path: path.name)
+#: The documentation files that hold Python blocks. The others (the index, the
+#: command-line guide) hold none, so a run of them would prove nothing.
+FILES_WITH_PYTHON = {
+    "alembic.md",
+    "concepts.md",
+    "dialects.md",
+    "getting-started.md",
+    "scaling.md",
+    "transactions.md",
+    "upgrading.md",
+}
+
+
+def with_python_blocks() -> list[Path]:
+    """The documentation files that hold at least one Python block."""
+    return [path for path in doc_files() if python_blocks(path)]
+
+
+def test_the_files_with_python_blocks_are_the_expected_ones() -> None:
+    assert {path.name for path in with_python_blocks()} == FILES_WITH_PYTHON
+
+
+@pytest.mark.parametrize("path", with_python_blocks(), ids=lambda path: path.name)
 def test_python_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     engines: list[sa.Engine] = []
@@ -78,6 +101,72 @@ def test_python_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytest.Monke
         finally:
             for engine in engines:
                 engine.dispose()
+
+
+class Mailer:
+    """The application's mailer the README's worker example calls; one mailbox bounces."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, to: str) -> None:
+        if to.endswith(".invalid"):
+            raise ValueError(f"no such mailbox: {to}")
+        self.sent.append(to)
+
+
+class Importer:
+    """The application's importer the README's worker example calls."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def run(self, path: str, *, stop: object) -> list[str]:
+        self.paths.append(path)
+        return ["parse"]
+
+
+def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's blocks run in order, on a migrated SQLite database with jobs waiting.
+
+    The worker example names an ``engine`` and the application's ``mailer``,
+    ``importer`` and ``alert``; the test provides them. ``worker.run()``
+    works until a signal, so it runs as ``drain()``: the same jobs, then it returns.
+    """
+    monkeypatch.chdir(tmp_path)
+    readme_blocks = python_blocks(README)
+    assert len(readme_blocks) == 2
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'readme.db'}")
+    migrations.upgrade(engine)
+    setup = JobManager(engine)
+    setup.add_job("send_email", {"to": "ada@example.com"})
+    setup.add_job("send_email", {"to": "bob@example.invalid"}, max_attempts=1)
+    imported = setup.add_job("import_file", {"path": "/data/orders.csv"})
+    mailer, importer, alerts = Mailer(), Importer(), []
+    monkeypatch.setattr(Worker, "run", lambda worker: worker.drain())
+    try:
+        with doc_module("docs_readme") as module:
+            vars(module).update(
+                engine=engine,
+                mailer=mailer,
+                importer=importer,
+                alert=lambda *args: alerts.append(args),
+            )
+            for block in readme_blocks:
+                run(block, module)
+            stats = module.worker.stats
+        (record,) = setup.job_history(imported.id)
+    finally:
+        engine.dispose()
+    assert mailer.sent == ["ada@example.com"]
+    assert importer.paths == ["/data/orders.csv"]
+    assert alerts == [("send_email", "no such mailbox: bob@example.invalid")]
+    assert (stats.completed, stats.failed, stats.partial_success) == (1, 1, 1)
+    assert (record.status, record.completed_steps, record.retry_from_step) == (
+        "partial_success",
+        ["parse"],
+        "index",
+    )
 
 
 def test_blocks_left_out_are_few_and_justified() -> None:

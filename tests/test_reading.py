@@ -6,13 +6,13 @@ unknown ids give empty results rather than errors.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from clock import MovableClock
 from sqlalchemy.orm import Session
 
 from queuekit import (
@@ -33,11 +33,6 @@ WORKER = "worker-a"
 def manager(clean_manager: JobManager) -> JobManager:
     """An empty, migrated database per dialect (one database per module, emptied per test)."""
     return clean_manager
-
-
-def pause() -> None:
-    """Let the database clock move on (SQLite's has millisecond precision)."""
-    time.sleep(0.01)
 
 
 def run_once(manager: JobManager, task: str, outcome: str, **options: Any) -> uuid.UUID:
@@ -124,14 +119,14 @@ def test_list_jobs_bad_input(manager: JobManager, filters: dict[str, Any]) -> No
 # -- history --------------------------------------------------------------------------
 
 
-def test_job_history_is_newest_first(manager: JobManager) -> None:
+def test_job_history_is_newest_first(manager: JobManager, clock: MovableClock) -> None:
     job = manager.add_job("mail", {}, max_attempts=3)
     for attempt in range(1, 4):
         (claimed,) = manager.get_jobs(WORKER)
         assert claimed.attempts == attempt
         manager.fail_jobs(WORKER, [JobError(claimed, f"attempt {attempt}")], attempt)
         manager.reschedule_jobs([job.id], run_at=datetime.now(UTC) - timedelta(seconds=1))
-        pause()
+        clock.advance()
 
     records = manager.job_history(job.id)
 
@@ -160,16 +155,18 @@ def test_history_record_fields(manager: JobManager) -> None:
     assert partial_record.retry_from_step == "b"
 
 
-def test_query_history_filters_window_task_status_and_limit(manager: JobManager) -> None:
+def test_query_history_filters_window_task_status_and_limit(
+    manager: JobManager, clock: MovableClock
+) -> None:
     start = manager.now()
-    pause()
+    clock.advance()
     done = run_once(manager, "mail", "completed")
-    pause()
+    clock.advance()
     middle = manager.now()
-    pause()
+    clock.advance()
     failed = run_once(manager, "mail", "failed", max_attempts=2)
     other = run_once(manager, "sms", "completed")
-    pause()
+    clock.advance()
     end = manager.now()
 
     def job_ids(**criteria: Any) -> list[uuid.UUID]:

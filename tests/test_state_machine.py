@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from clock import movable_clock
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -45,7 +46,7 @@ from queuekit import (
     PayloadValidationError,
     RetryPolicy,
 )
-from queuekit.models import job_history, job_queues, jobs, metadata, rate_limits
+from queuekit.models import job_history, job_queues, jobs, metadata, rate_limits, task_identifiers
 
 WORKERS = ("w1", "w2", "w3")
 TASKS = ("t1", "t2")
@@ -89,6 +90,7 @@ class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.manager = JobManager(self.engine, retry=IMMEDIATE_RETRY, schema_cache_ttl=0)
+        self.clock = movable_clock(self.manager)
         self.job_ids: list[uuid.UUID] = []
         self.claims: list[Job] = []
 
@@ -298,19 +300,67 @@ class QueueMachine(RuleBasedStateMachine):
 
     # -- maintenance --------------------------------------------------------------------
 
+    # Each maintenance rule reads the tables first and predicts its exact count:
+    # the machine's clock moves 10 ms on before the call, so every row written
+    # earlier lies strictly in the past (SQLite's clock has millisecond grain).
+
+    def _keys(self, table: sa.Table, *where: Any) -> set[Any]:
+        key = next(iter(table.primary_key.columns))
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(key).where(*where)).scalars())
+
     @rule(timeout=st.sampled_from([0, "1 hour"]))
     def reset_locked_jobs(self, timeout: Any) -> None:
-        assert self.manager.reset_locked_jobs(lock_timeout=timeout) >= 0
+        locked = self._keys(jobs, jobs.c.locked_at.is_not(None))
+        self.clock.advance()
+        # No lock in this machine lives an hour; with no timeout every lock has expired.
+        expected = set() if timeout == "1 hour" else locked
+        assert self.manager.reset_locked_jobs(lock_timeout=timeout) == len(expected)
+        assert self._keys(jobs, jobs.c.locked_at.is_not(None)) == locked - expected
 
     @rule()
     def gc(self) -> None:
-        assert self.manager.gc_job_history() >= 0
-        assert self.manager.gc_job_queues() >= 0
-        assert self.manager.gc_task_identifiers(keep=0) >= 0
+        now = self.manager.now()
+        history = self._keys(job_history)
+        expired = self._keys(job_history, job_history.c.expires_at <= now)
+        queues = self._keys(job_queues)
+        has_jobs = sa.exists().where(jobs.c.queue_name == job_queues.c.queue_name)
+        empty = self._keys(job_queues, job_queues.c.locked_at.is_(None), ~has_jobs)
+        identifiers = self._keys(task_identifiers)
+        used = sa.exists().where(jobs.c.task_identifier == task_identifiers.c.identifier)
+        stale = self._keys(
+            task_identifiers,
+            task_identifiers.c.payload_schema.is_(None),
+            task_identifiers.c.last_used <= now,
+            ~used,
+        )
+        self.clock.advance()
+        assert self.manager.gc_job_history() == len(expired)
+        assert self.manager.gc_job_queues() == len(empty)
+        assert self.manager.gc_task_identifiers(keep=0) == len(stale)
+        assert self._keys(job_history) == history - expired
+        assert self._keys(job_queues) == queues - empty
+        assert self._keys(task_identifiers) == identifiers - stale
 
     @rule()
     def refill_rate_limits(self) -> None:
-        assert self.manager.refill_rate_limits() >= 0
+        with self.engine.connect() as conn:
+            before = {row.key: row for row in conn.execute(sa.select(rate_limits))}
+        now = self.manager.now()
+        due = {key for key, row in before.items() if row.next_refill_at <= now}
+        # Real time goes on meanwhile: a bucket may fall due after this read.
+        refilled = self.manager.refill_rate_limits()
+        with self.engine.connect() as conn:
+            after = {row.key: row for row in conn.execute(sa.select(rate_limits))}
+        changed = {key for key in before if after[key].last_refill_at != before[key].last_refill_at}
+        assert refilled == len(changed)
+        assert due <= changed
+        for key in changed:
+            assert before[key].next_refill_at <= after[key].last_refill_at
+            assert after[key].available_tokens == after[key].capacity
+            assert after[key].next_refill_at - after[key].last_refill_at == timedelta(
+                milliseconds=after[key].interval_ms
+            )
 
     # -- reading --------------------------------------------------------------------------
 

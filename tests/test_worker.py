@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from clock import movable_clock
 from conftest import create_database_url
 from sqlalchemy.orm import Session
 
@@ -407,11 +408,13 @@ def test_heartbeats_keep_a_running_job_through_lock_resets(manager: JobManager) 
         for _ in range(7):
             time.sleep(0.3)
             stolen += manager.reset_locked_jobs(lock_timeout="1.5 seconds")
-        # A job claimed without heartbeats over the same period is taken back.
-        silent = manager.add_job("silent", {})
-        claimed = manager.get_jobs("silent-worker", task_identifiers=["silent"])
+        # A job claimed without heartbeats for as long is taken back: it is added
+        # and claimed on a database clock 1.8 s behind, as if silent since then.
+        behind = JobManager(manager.engine)
+        movable_clock(behind).rewind(timedelta(seconds=1.8))
+        silent = behind.add_job("silent", {})
+        claimed = behind.get_jobs("silent-worker", task_identifiers=["silent"])
         assert [c.id for c in claimed] == [silent.id]
-        time.sleep(1.8)
         assert manager.reset_locked_jobs(lock_timeout="1.5 seconds") == 1
     finally:
         done.set()

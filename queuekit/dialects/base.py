@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Column, ColumnElement, Connection, Engine, Table
+from sqlalchemy import BigInteger, Column, ColumnElement, Connection, Engine, Table, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
@@ -52,7 +52,20 @@ class DialectSupport:
     def prepare_engine(self, engine: Engine) -> None:
         """Apply per-connection set-up the queue relies on (called once per engine)."""
 
+    #: Test-only clock hook; queuekit itself never sets it. When set, :meth:`now`
+    #: adds the milliseconds it returns, read at each execution (so statements
+    #: built once and reused follow it), and tests move the database clock
+    #: forward instead of sleeping. Unset, it costs one attribute check.
+    clock_offset_ms: Callable[[], int] | None = None
+
     def now(self) -> ColumnElement[datetime]:
+        """The database clock every statement reads (see :attr:`clock_offset_ms`)."""
+        if self.clock_offset_ms is None:
+            return self.server_now()
+        offset = bindparam(None, callable_=self.clock_offset_ms, type_=BigInteger())
+        return self.add_ms(self.server_now(), offset)
+
+    def server_now(self) -> ColumnElement[datetime]:
         """The database server's current time, as stored in UTCDateTime columns."""
         raise NotImplementedError
 

@@ -50,7 +50,7 @@ class MySQLSupport(DialectSupport):
         # SQLAlchemy has no construct for SET TRANSACTION.
         connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {self.isolation_level}")
 
-    def now(self) -> ColumnElement[datetime]:
+    def server_now(self) -> ColumnElement[datetime]:
         # Columns hold naive UTC, so the clock must be UTC whatever the session time zone.
         return type_coerce(literal_column("UTC_TIMESTAMP(6)"), UTCDateTime())
 

@@ -53,7 +53,7 @@ class PostgreSQLSupport(OnConflictSupport):
     def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
         return "PostgreSQL", (13,)
 
-    def now(self) -> ColumnElement[datetime]:
+    def server_now(self) -> ColumnElement[datetime]:
         # statement_timestamp(): one value per statement, unlike now()'s
         # transaction start, so long caller transactions still see fresh time.
         return func.statement_timestamp(type_=UTCDateTime())

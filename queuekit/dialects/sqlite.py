@@ -80,7 +80,7 @@ class SQLiteSupport(OnConflictSupport):
                 return
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    def now(self) -> ColumnElement[datetime]:
+    def server_now(self) -> ColumnElement[datetime]:
         return type_coerce(func.strftime(_TIMESTAMP, "now").concat("000"), UTCDateTime())
 
     def add_ms(

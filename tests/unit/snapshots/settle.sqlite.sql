@@ -1,0 +1,16 @@
+-- statement 1
+SELECT queuekit_jobs.id, queuekit_jobs.correlation_id, queuekit_jobs.queue_name, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.task_identifier 
+FROM queuekit_jobs 
+WHERE queuekit_jobs.correlation_id IN (__[POSTCOMPILE_correlation_id_1]) AND queuekit_jobs.locked_by = ? ORDER BY queuekit_jobs.id
+
+-- statement 2
+DELETE FROM queuekit_jobs WHERE queuekit_jobs.id IN (__[POSTCOMPILE_id_1])
+
+-- statement 3
+UPDATE queuekit_jobs SET run_at=(strftime(?, strftime(?, ?) || ?, printf(?, CASE queuekit_jobs.id WHEN ? THEN ? END / (? + 0.0))) || ?), last_error=CASE queuekit_jobs.id WHEN ? THEN ? END, updated_at=(strftime(?, ?) || ?), locked_at=?, locked_by=?, correlation_id=?, revision=(queuekit_jobs.revision + ?) WHERE queuekit_jobs.id IN (__[POSTCOMPILE_id_1]) RETURNING id, task_identifier, payload, priority, queue_name, run_at, attempts, max_attempts, last_error, created_at, updated_at, job_key, job_key_mode, flags, locked_at, locked_by, correlation_id, revision, rate_limit_key
+
+-- statement 4
+UPDATE queuekit_job_history SET status=CASE queuekit_job_history.correlation_id WHEN ? THEN ? ELSE ? END, completed_at=(strftime(?, ?) || ?), execution_time_ms=CASE queuekit_job_history.correlation_id WHEN ? THEN ? ELSE ? END, error_message=CASE queuekit_job_history.correlation_id WHEN ? THEN ? ELSE NULL END, error_stack=NULL, completed_steps=NULL, failed_steps=NULL, retry_from_step=NULL, partial_results=NULL WHERE queuekit_job_history.correlation_id IN (__[POSTCOMPILE_correlation_id_1]) AND queuekit_job_history.status = ?
+
+-- statement 5
+INSERT INTO queuekit_task_identifiers (identifier, created_at, last_used) VALUES (?, (strftime(?, ?) || ?), (strftime(?, ?) || ?)) ON CONFLICT (identifier) DO UPDATE SET last_used = (strftime(?, ?) || ?)
