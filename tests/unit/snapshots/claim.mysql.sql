@@ -5,7 +5,9 @@ WHERE queuekit_jobs.locked_at IS NULL AND queuekit_jobs.attempts < queuekit_jobs
 FROM queuekit_job_queues 
 WHERE queuekit_job_queues.queue_name = queuekit_jobs.queue_name AND queuekit_job_queues.locked_at IS NOT NULL))) AND (queuekit_jobs.rate_limit_key IS NULL OR NOT (EXISTS (SELECT * 
 FROM queuekit_rate_limits 
-WHERE queuekit_rate_limits.`key` = queuekit_jobs.rate_limit_key AND queuekit_rate_limits.available_tokens <= %s AND queuekit_rate_limits.next_refill_at > UTC_TIMESTAMP(6)))) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND json_contains(queuekit_jobs.flags, %s) != %s ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id 
+WHERE queuekit_rate_limits.`key` = queuekit_jobs.rate_limit_key AND queuekit_rate_limits.available_tokens <= %s AND queuekit_rate_limits.next_refill_at > UTC_TIMESTAMP(6)))) AND NOT (EXISTS (SELECT * 
+FROM queuekit_task_identifiers 
+WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND queuekit_task_identifiers.paused_at IS NOT NULL)) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND json_contains(queuekit_jobs.flags, %s) != %s ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id 
  LIMIT %s FOR UPDATE SKIP LOCKED
 
 -- statement 2

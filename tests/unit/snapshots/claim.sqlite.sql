@@ -5,7 +5,9 @@ WHERE queuekit_jobs.locked_at IS NULL AND queuekit_jobs.attempts < queuekit_jobs
 FROM queuekit_job_queues 
 WHERE queuekit_job_queues.queue_name = queuekit_jobs.queue_name AND queuekit_job_queues.locked_at IS NOT NULL))) AND (queuekit_jobs.rate_limit_key IS NULL OR NOT (EXISTS (SELECT * 
 FROM queuekit_rate_limits 
-WHERE queuekit_rate_limits."key" = queuekit_jobs.rate_limit_key AND queuekit_rate_limits.available_tokens <= ? AND queuekit_rate_limits.next_refill_at > (strftime(?, ?) || ?)))) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND NOT (EXISTS (SELECT 1 
+WHERE queuekit_rate_limits."key" = queuekit_jobs.rate_limit_key AND queuekit_rate_limits.available_tokens <= ? AND queuekit_rate_limits.next_refill_at > (strftime(?, ?) || ?)))) AND NOT (EXISTS (SELECT * 
+FROM queuekit_task_identifiers 
+WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND queuekit_task_identifiers.paused_at IS NOT NULL)) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND NOT (EXISTS (SELECT 1 
 FROM json_each(queuekit_jobs.flags) AS anon_1 
 WHERE anon_1.value IN (__[POSTCOMPILE_value_1]))) ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id
  LIMIT ? OFFSET ?
