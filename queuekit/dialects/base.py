@@ -52,6 +52,18 @@ class DialectSupport:
     def prepare_engine(self, engine: Engine) -> None:
         """Apply per-connection set-up the queue relies on (called once per engine)."""
 
+    def limit_statement_time(self, connection: Connection, milliseconds: int) -> None:
+        """Make the server cancel any statement of the current transaction running longer.
+
+        Read-only callers (the dashboard) use it so that no query of theirs can
+        hold the database for long. The limit ends with the transaction, or
+        with :meth:`clear_statement_time` where the server keeps it per session.
+        The default does nothing (SQLite is a local file with no server to protect).
+        """
+
+    def clear_statement_time(self, connection: Connection) -> None:
+        """Undo :meth:`limit_statement_time` where it outlives the transaction."""
+
     def now(self) -> ColumnElement[datetime]:
         """The database server's current time, as stored in UTCDateTime columns."""
         raise NotImplementedError
