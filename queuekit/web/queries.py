@@ -391,11 +391,11 @@ class Queries:
         )
         now = self.manager.dialect.now()
         wanted = {
-            f"{state}\0{row['identifier']}": [
+            f"{state}:{index}": [
                 *state_condition(state, now),
                 jobs.c.task_identifier == row["identifier"],
             ]
-            for row in found
+            for index, row in enumerate(found)
             for state in ("waiting", "running", "exhausted")
         }
         counts = self.counts(("tasks", *(row["identifier"] for row in found)), wanted)
@@ -403,11 +403,11 @@ class Queries:
             {
                 **row,
                 **{
-                    state: counts[f"{state}\0{row['identifier']}"]
+                    state: counts[f"{state}:{index}"]
                     for state in ("waiting", "running", "exhausted")
                 },
             }
-            for row in found
+            for index, row in enumerate(found)
         ]
 
 
