@@ -70,6 +70,6 @@ def serve_wsgi(app: Any, host: str, port: int) -> None:
     class ThreadingServer(ThreadingMixIn, WSGIServer):
         daemon_threads = True
 
-    with make_server(host, port, app, server_class=ThreadingServer) as server:
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+    server = make_server(host, port, app, server_class=ThreadingServer)
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
