@@ -32,6 +32,7 @@ from queuekit.types import (
     RateLimit,
     RetryPolicy,
     TaskIdentifier,
+    WorkerInfo,
     WorkerStats,
 )
 from queuekit.worker import JobContext, Worker
@@ -90,6 +91,7 @@ __all__ = [
     "UnknownRateLimitError",
     "UnsupportedDatabaseError",
     "Worker",
+    "WorkerInfo",
     "WorkerStats",
     "__version__",
 ]

@@ -55,6 +55,7 @@ from queuekit.types import (
     RateLimit,
     RetryPolicy,
     TaskIdentifier,
+    WorkerInfo,
 )
 
 T = TypeVar("T")
@@ -336,6 +337,28 @@ class AsyncJobManager:
     ) -> list[JobQueue]:
         """Free these named queues (None: all, ``[]``: none) with any job still running in them."""
         return await self._call(self.sync_manager.force_unlock_queues, session, queue_names)
+
+    async def cancel_jobs(
+        self, job_ids: Sequence[uuid.UUID], *, session: AsyncSessionLike = None
+    ) -> list[Job]:
+        """Delete jobs, waiting or running, each leaving a ``cancelled`` history row."""
+        return await self._call(self.sync_manager.cancel_jobs, session, job_ids)
+
+    async def pause_tasks(
+        self, task_identifiers: Sequence[str], *, session: AsyncSessionLike = None
+    ) -> list[TaskIdentifier]:
+        """Make claims skip these tasks' jobs until resumed; enqueueing still works."""
+        return await self._call(self.sync_manager.pause_tasks, session, task_identifiers)
+
+    async def resume_tasks(
+        self, task_identifiers: Sequence[str], *, session: AsyncSessionLike = None
+    ) -> list[TaskIdentifier]:
+        """Let claims take these tasks' jobs again."""
+        return await self._call(self.sync_manager.resume_tasks, session, task_identifiers)
+
+    async def list_workers(self, *, session: AsyncSessionLike = None) -> list[WorkerInfo]:
+        """Every registered worker."""
+        return await self._call(self.sync_manager.list_workers, session)
 
     # -- maintenance ------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ class JobKeyError(InvalidArgumentError):
 
 
 class InvalidWorkerIdError(InvalidArgumentError):
-    """A worker id is empty, not a string, or longer than 255 characters."""
+    """A worker id is empty, not a string, longer than 255 characters, or held by a live worker."""
 
 
 class PayloadValidationError(InvalidArgumentError):

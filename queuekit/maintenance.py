@@ -2,7 +2,8 @@
 
 Every ``interval`` (a minute by default) it unlocks jobs whose lock is
 older than ``lock_timeout`` (their attempt's history row closes as failed,
-``lock expired``) and refills rate-limit buckets whose window has passed.
+``lock expired``), refills rate-limit buckets whose window has passed, and
+removes the registry rows of workers not seen for ``lock_timeout`` (dead ones).
 Garbage collection (expired history, empty named queues, unused task
 identifiers) runs on a cron schedule, ``0 3 * * *`` UTC by default. The
 last GC slot is kept in ``queuekit_known_crontabs`` under the reserved
@@ -59,6 +60,7 @@ class MaintenanceReport:
     reset: int
     refilled: int
     gc: GcReport | None
+    dead_workers: int = 0
 
 
 class Maintenance:
@@ -106,15 +108,22 @@ class Maintenance:
     # -- one pass ---------------------------------------------------------------
 
     def run_once(self) -> MaintenanceReport:
-        """Reset expired locks, refill buckets, and garbage-collect if a GC slot is due.
+        """Reset expired locks, refill buckets, forget dead workers, and GC if a slot is due.
 
         A failing step is logged and counted; the others still run.
         """
         reset = self._step("reset_locked_jobs", self._reset)
         refilled = self._step("refill_rate_limits", self.manager.refill_rate_limits)
+        dead = self._step("remove_dead_workers", self._remove_dead_workers)
         gc = self._step("gc", self.run_gc_if_due)
         self.runs += 1
-        return MaintenanceReport(reset or 0, refilled or 0, gc)
+        return MaintenanceReport(reset or 0, refilled or 0, gc, dead or 0)
+
+    def _remove_dead_workers(self) -> int:
+        count = self.manager.remove_dead_workers(older_than=self.lock_timeout)
+        if count:
+            log.info("removed %d worker(s) not seen for %s", count, self.lock_timeout)
+        return count
 
     def _reset(self) -> int:
         count = self.manager.reset_locked_jobs(lock_timeout=self.lock_timeout)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from queuekit.compat import check_server_version
+from queuekit.control import Control
 from queuekit.dialects import support_for
 from queuekit.durations import Duration, check_optional_time, duration_ms, parse_duration
 from queuekit.errors import (
@@ -52,6 +53,7 @@ from queuekit.validation import (
     NewJob,
     SchemaCache,
     check_int,
+    check_job_ids,
     check_job_spec,
     check_name,
     check_names,
@@ -70,8 +72,11 @@ MAINTENANCE_BATCH = 1000
 DEFAULT_MAX_ATTEMPTS = 25
 
 
-class JobManager:
-    """Enqueue, claim, finish and administer jobs stored in ``bind``'s database."""
+class JobManager(Control):
+    """Enqueue, claim, finish and administer jobs stored in ``bind``'s database.
+
+    Cancelling, pausing and the worker registry come from :class:`~queuekit.control.Control`.
+    """
 
     def __init__(
         self,
@@ -365,7 +370,7 @@ class JobManager:
         session: SessionLike = None,
     ) -> list[Job]:
         """Change when, in which order, or how often listed jobs run."""
-        ids = _check_ids(job_ids)
+        ids = check_job_ids(job_ids)
         when = check_optional_time(run_at, name="run_at")
         order = None if priority is None else check_int(priority, name="priority")
         limit = (
@@ -451,7 +456,7 @@ class JobManager:
         self, job_ids: Sequence[uuid.UUID], reason: str, *, session: SessionLike = None
     ) -> list[Job]:
         """Exhaust listed jobs with ``reason`` (a running one loses its lock)."""
-        ids = _check_ids(job_ids)
+        ids = check_job_ids(job_ids)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidArgumentError("reason must be a non-empty string")
         check_session(session)
@@ -543,7 +548,7 @@ class JobManager:
 
     def get_job(self, job_id: uuid.UUID, *, session: SessionLike = None) -> Job | None:
         """One job, or None (completed jobs are gone: see ``job_history``)."""
-        ids = _check_ids([job_id])
+        ids = check_job_ids([job_id])
         return self._run(session, lambda conn: self.repository.get_job(conn, ids[0]))
 
     def list_jobs(
@@ -570,7 +575,7 @@ class JobManager:
 
     def job_history(self, job_id: uuid.UUID, *, session: SessionLike = None) -> list[HistoryRecord]:
         """Every attempt of a job, newest first."""
-        ids = _check_ids([job_id])
+        ids = check_job_ids([job_id])
         return self._run(session, lambda conn: self.repository.job_history(conn, ids[0]))
 
     def query_history(
@@ -610,23 +615,6 @@ class JobManager:
     def now(self, *, session: SessionLike = None) -> datetime:
         """The database clock, which every queue decision uses."""
         return self._run(session, self.repository.now)
-
-
-def _check_ids(job_ids: object) -> list[uuid.UUID]:
-    if isinstance(job_ids, str | bytes) or not isinstance(job_ids, Sequence | set | frozenset):
-        raise InvalidArgumentError("job_ids must be a list of UUIDs")
-    result = []
-    for value in job_ids:
-        if isinstance(value, uuid.UUID):
-            result.append(value)
-        elif isinstance(value, str):
-            try:
-                result.append(uuid.UUID(value))
-            except ValueError:
-                raise InvalidArgumentError(f"{value!r} is not a job id (UUID)") from None
-        else:
-            raise InvalidArgumentError(f"job ids must be UUIDs, not {type(value).__name__}")
-    return result
 
 
 def _check_jobs(jobs: object) -> list[Job]:

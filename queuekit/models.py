@@ -1,4 +1,4 @@
-"""Declarative models of queuekit's six tables, on one MetaData with a naming convention.
+"""Declarative models of queuekit's seven tables, on one MetaData with a naming convention.
 
 Every table is prefixed ``queuekit_`` so it never collides with the host
 application's tables. Types are portable; PostgreSQL gets JSONB and native
@@ -30,6 +30,8 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from queuekit.types import HISTORY_STATUSES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -211,6 +213,8 @@ class TaskIdentifierRow(Base):
     schema_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set while the task is paused: claims skip its jobs.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class JobHistoryRow(Base):
@@ -245,7 +249,8 @@ class JobHistoryRow(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('started', 'completed', 'failed', 'partial_success')", name="status"
+            "status IN (" + ", ".join(f"'{status}'" for status in HISTORY_STATUSES) + ")",
+            name="status",
         ),
         Index("ix_queuekit_job_history_job_id", "job_id", "started_at"),
         Index("ix_queuekit_job_history_status_started_at", "status", "started_at"),
@@ -290,6 +295,21 @@ class KnownCrontabRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class WorkerRow(Base):
+    """A running worker; ``last_seen`` moves with its heartbeats, a clean stop deletes it."""
+
+    __tablename__ = "queuekit_workers"
+
+    worker_id: Mapped[str] = mapped_column(Name, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    task_identifiers: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(64))
+
+
 metadata = Base.metadata
 jobs = cast(Table, JobRow.__table__)
 job_queues = cast(Table, JobQueueRow.__table__)
@@ -297,3 +317,4 @@ task_identifiers = cast(Table, TaskIdentifierRow.__table__)
 job_history = cast(Table, JobHistoryRow.__table__)
 rate_limits = cast(Table, RateLimitRow.__table__)
 known_crontabs = cast(Table, KnownCrontabRow.__table__)
+workers = cast(Table, WorkerRow.__table__)

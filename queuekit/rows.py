@@ -14,6 +14,7 @@ from queuekit.types import (
     JobStatus,
     RateLimit,
     TaskIdentifier,
+    WorkerInfo,
 )
 
 
@@ -100,6 +101,7 @@ def task_identifier_from_row(row: Row[Any]) -> TaskIdentifier:
         payload_schema=m["payload_schema"],
         created_at=m["created_at"],
         last_used=m["last_used"],
+        paused_at=m["paused_at"],
     )
 
 
@@ -111,4 +113,20 @@ def job_queue_from_row(row: Row[Any]) -> JobQueue:
         locked_at=m["locked_at"],
         locked_by=m["locked_by"],
         job_count=int(m["job_count"] or 0),
+    )
+
+
+def worker_from_row(row: Row[Any]) -> WorkerInfo:
+    """A WorkerInfo from a full ``queuekit_workers`` row."""
+    m = row._mapping
+    tasks = m["task_identifiers"]
+    return WorkerInfo(
+        worker_id=m["worker_id"],
+        hostname=m["hostname"],
+        pid=m["pid"],
+        started_at=m["started_at"],
+        last_seen=m["last_seen"],
+        task_identifiers=None if tasks is None else tuple(tasks),
+        concurrency=m["concurrency"],
+        version=m["version"],
     )

@@ -13,11 +13,17 @@ from queuekit.durations import Duration, duration_ms
 from queuekit.errors import InvalidArgumentError
 
 JobStatus = Literal["available", "locked", "exhausted"]
-HistoryStatus = Literal["started", "completed", "failed", "partial_success"]
+HistoryStatus = Literal["started", "completed", "failed", "partial_success", "cancelled"]
 JobKeyMode = Literal["replace", "preserve_run_at", "unsafe_dedupe"]
 JOB_KEY_MODES: tuple[str, ...] = ("replace", "preserve_run_at", "unsafe_dedupe")
 JOB_STATUSES: tuple[JobStatus, ...] = ("available", "locked", "exhausted")
-HISTORY_STATUSES: tuple[HistoryStatus, ...] = ("started", "completed", "failed", "partial_success")
+HISTORY_STATUSES: tuple[HistoryStatus, ...] = (
+    "started",
+    "completed",
+    "failed",
+    "partial_success",
+    "cancelled",
+)
 
 
 @dataclass(frozen=True)
@@ -129,12 +135,36 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class TaskIdentifier:
-    """A task identifier seen by the queue, with its optional payload schema."""
+    """A task identifier seen by the queue, with its optional payload schema.
+
+    ``paused_at`` is when :meth:`~queuekit.JobManager.pause_tasks` paused it
+    (claims skip its jobs until it is resumed), None when it runs normally.
+    """
 
     identifier: str
     payload_schema: dict[str, Any] | None
     created_at: datetime
     last_used: datetime
+    paused_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A running worker as registered in ``queuekit_workers``.
+
+    ``last_seen`` moves with every heartbeat; a row not seen for three
+    heartbeat periods belongs to a dead process. ``task_identifiers`` is
+    None when the worker runs every task it knows.
+    """
+
+    worker_id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+    task_identifiers: tuple[str, ...] | None
+    concurrency: int
+    version: str
 
 
 @dataclass(frozen=True)

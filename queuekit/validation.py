@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +71,24 @@ def check_int(value: object, *, name: str, minimum: int | None = None) -> int:
     if not -(2**31) <= value < 2**31:
         raise InvalidArgumentError(f"{name} must fit in 32 bits, got {value}")
     return value
+
+
+def check_job_ids(job_ids: object) -> list[uuid.UUID]:
+    """Job ids as UUIDs (strings in UUID form accepted); a bare string is refused."""
+    if isinstance(job_ids, str | bytes) or not isinstance(job_ids, Sequence | set | frozenset):
+        raise InvalidArgumentError("job_ids must be a list of UUIDs")
+    result = []
+    for value in job_ids:
+        if isinstance(value, uuid.UUID):
+            result.append(value)
+        elif isinstance(value, str):
+            try:
+                result.append(uuid.UUID(value))
+            except ValueError:
+                raise InvalidArgumentError(f"{value!r} is not a job id (UUID)") from None
+        else:
+            raise InvalidArgumentError(f"job ids must be UUIDs, not {type(value).__name__}")
+    return result
 
 
 def check_names(values: object, *, name: str) -> tuple[str, ...] | None:

@@ -330,7 +330,15 @@ def test_async_engine_gets_the_sqlite_preparation(manager: JobManager, url: str)
 
 
 def test_every_public_method_has_an_async_twin() -> None:
-    internal = {"check_database", "prepare_enqueue"}
+    # The worker registry serves the (synchronous) Worker only.
+    internal = {
+        "check_database",
+        "prepare_enqueue",
+        "register_worker",
+        "touch_worker",
+        "remove_worker",
+        "remove_dead_workers",
+    }
     public = {
         name
         for name, member in inspect.getmembers(JobManager, inspect.isfunction)
@@ -345,3 +353,26 @@ def test_every_public_method_has_an_async_twin() -> None:
         sync_params = list(inspect.signature(getattr(JobManager, name)).parameters)
         assert list(inspect.signature(twin).parameters) == sync_params, name
     assert missing == []
+
+
+def test_cancel_pause_and_workers_through_the_async_manager(manager: JobManager, url: str) -> None:
+    waiting = manager.add_job("mail", {})
+    manager.add_job("report", {})
+    manager.register_worker("async-listed", concurrency=2, heartbeat_interval=30)
+
+    async def scenario(engine: AsyncEngine, async_manager: AsyncJobManager) -> None:
+        async with AsyncSession(engine) as session, session.begin():
+            cancelled = await async_manager.cancel_jobs([waiting.id], session=session)
+            assert [job.id for job in cancelled] == [waiting.id]
+        [paused] = await async_manager.pause_tasks(["report"])
+        assert paused.paused_at is not None
+        assert await async_manager.get_jobs(WORKER) == []
+        [resumed] = await async_manager.resume_tasks(["report"])
+        assert resumed.paused_at is None
+        workers = await async_manager.list_workers()
+        assert [w.worker_id for w in workers] == ["async-listed"]
+
+    run(url, scenario)
+    assert manager.get_job(waiting.id) is None
+    assert [r.status for r in manager.job_history(waiting.id)] == ["cancelled"]
+    assert [job.task_identifier for job in manager.get_jobs(WORKER)] == ["report"]

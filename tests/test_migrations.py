@@ -92,7 +92,7 @@ def test_current_and_check(empty_engine: sa.Engine) -> None:
     with pytest.raises(SchemaNotMigratedError, match="queuekit db upgrade"):
         migrations.check(empty_engine)
     migrations.upgrade(empty_engine)
-    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0003"
+    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0004"
     migrations.check(empty_engine)
 
 
@@ -253,3 +253,26 @@ def test_stats_indexes_revision_downgrades_and_upgrades_with_jobs(
     assert {"ix_queuekit_jobs_task_queue", "ix_queuekit_jobs_exhausted"} <= names
     assert "ix_queuekit_jobs_task_identifier" not in names
     assert manager.stats().by_queue["q"]["available"] == 1
+
+
+def test_workers_revision_downgrades_with_cancelled_history(empty_engine: sa.Engine) -> None:
+    from queuekit import JobManager
+
+    migrations.upgrade(empty_engine)
+    manager = JobManager(empty_engine)
+    job = manager.add_job("mail", {})
+    manager.cancel_jobs([job.id])
+    manager.pause_tasks(["mail"])
+    manager.register_worker("w", concurrency=1, heartbeat_interval=30)
+    migrations.downgrade(empty_engine, "queuekit_0003")
+    inspector = sa.inspect(empty_engine)
+    assert "queuekit_workers" not in inspector.get_table_names()
+    assert "paused_at" not in {
+        c["name"] for c in inspector.get_columns("queuekit_task_identifiers")
+    }
+    with empty_engine.connect() as conn:
+        statuses = conn.execute(sa.text("SELECT status, error_message FROM queuekit_job_history"))
+        assert [tuple(row) for row in statuses] == [("failed", "cancelled")]
+    migrations.upgrade(empty_engine)
+    assert [r.status for r in manager.job_history(job.id)] == ["failed"]
+    assert manager.list_workers() == []

@@ -116,7 +116,7 @@ def maintain(
         print_json(report)
         return
     table = Table(title="Maintenance pass")
-    for column in ("locks reset", "buckets refilled", "GC"):
+    for column in ("locks reset", "buckets refilled", "dead workers", "GC"):
         table.add_column(column, justify="right")
     gc_text = "not due"
     if report.gc is not None:
@@ -124,7 +124,7 @@ def maintain(
             f"{report.gc.history} history, {report.gc.queues} queues, "
             f"{report.gc.task_identifiers} task ids"
         )
-    table.add_row(str(report.reset), str(report.refilled), gc_text)
+    table.add_row(str(report.reset), str(report.refilled), str(report.dead_workers), gc_text)
     console().print(table)
 
 

@@ -9,8 +9,8 @@ of this package adds one group of statements on top of the one below it.
 
 from __future__ import annotations
 
-from queuekit.repository.admin import Admin
 from queuekit.repository.base import (
+    CANCELLED_MESSAGE,
     CHUNK,
     EXPIRED_LOCK_MESSAGE,
     FORCE_UNLOCK_MESSAGE,
@@ -20,13 +20,15 @@ from queuekit.repository.base import (
     chunks,
     error_text,
 )
+from queuekit.repository.registry import Registry
 
 
-class Repository(Admin):
+class Repository(Registry):
     """queuekit's statements over one dialect and an optional named schema."""
 
 
 __all__ = [
+    "CANCELLED_MESSAGE",
     "CHUNK",
     "EXPIRED_LOCK_MESSAGE",
     "FORCE_UNLOCK_MESSAGE",

@@ -301,13 +301,17 @@ class Admin(Outcomes):
         return len(names)
 
     def gc_task_identifiers(self, conn: Connection, keep_ms: int, limit: int) -> int:
-        """Delete up to ``limit`` identifiers unused for ``keep_ms``, with no schema and no job."""
+        """Delete up to ``limit`` identifiers unused for ``keep_ms``.
+
+        Only those with no schema, no job and no pause go.
+        """
         has_jobs = exists().where(jobs.c.task_identifier == task_identifiers.c.identifier)
         stale = (
             select(task_identifiers.c.identifier)
             .where(
                 task_identifiers.c.last_used < self.dialect.add_ms(self.dialect.now(), -keep_ms),
                 task_identifiers.c.payload_schema.is_(None),
+                task_identifiers.c.paused_at.is_(None),
                 ~has_jobs,
             )
             .order_by(task_identifiers.c.identifier)
@@ -318,7 +322,11 @@ class Admin(Outcomes):
         if names:
             self.run(
                 conn,
-                delete(task_identifiers).where(task_identifiers.c.identifier.in_(names), ~has_jobs),
+                delete(task_identifiers).where(
+                    task_identifiers.c.identifier.in_(names),
+                    task_identifiers.c.paused_at.is_(None),
+                    ~has_jobs,
+                ),
             )
             self.forget_touches()
         return len(names)

@@ -57,6 +57,7 @@ COPIED_COLUMNS = (
 TOUCH_INTERVAL = 60.0
 EXPIRED_LOCK_MESSAGE = "lock expired"
 FORCE_UNLOCK_MESSAGE = "force unlocked"
+CANCELLED_MESSAGE = "cancelled"
 PARTIAL_AT_MAX_MESSAGE = "max-attempts reached on partial-success"
 
 #: Candidate rounds of one claim at most (see :meth:`Repository.claim_jobs`).

@@ -26,6 +26,7 @@ from queuekit.models import (
     jobs,
     rate_limits,
 )
+from queuekit.models import task_identifiers as task_table
 from queuekit.repository.base import CLAIM_ROUNDS, chunks
 from queuekit.repository.enqueue import Enqueue
 from queuekit.rows import (
@@ -141,12 +142,17 @@ class Claim(Enqueue):
             rate_limits.c.available_tokens <= 0,
             rate_limits.c.next_refill_at > now,
         )
+        paused_task = exists().where(
+            task_table.c.identifier == jobs.c.task_identifier,
+            task_table.c.paused_at.is_not(None),
+        )
         conditions: list[ColumnElement[bool]] = [
             jobs.c.locked_at.is_(None),
             jobs.c.attempts < jobs.c.max_attempts,
             jobs.c.run_at <= now,
             or_(jobs.c.queue_name.is_(None), ~locked_queue),
             or_(jobs.c.rate_limit_key.is_(None), ~empty_bucket),
+            ~paused_task,
         ]
         if task_identifiers is not None:
             conditions.append(jobs.c.task_identifier.in_(list(task_identifiers)))

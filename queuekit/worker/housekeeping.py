@@ -1,0 +1,145 @@
+"""Housekeeping: heartbeats, ``job_timeout``, and the maintenance and cron threads.
+
+The housekeeper thread refreshes the lock of every job this worker holds
+every ``settings.heartbeat_every`` seconds, so lock expiry never takes a
+live job, and fails attempts that overrun ``job_timeout``. Timeouts are
+cooperative for thread tasks: the attempt is failed at once and
+``ctx.cancelled`` set, but the thread stays busy until the task returns.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from queuekit.cron import CronFiring, CronScheduler
+from queuekit.errors import QueueKitError
+from queuekit.repository import Outcome
+from queuekit.worker.context import JobTimeoutError
+from queuekit.worker.reporting import Reporter
+from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
+
+#: Jobs per heartbeat statement.
+HEARTBEAT_CHUNK = 500
+
+Spawn = Callable[[Callable[[], None], str, list[threading.Thread]], None]
+
+
+class Housekeeper:
+    """Keeps held locks fresh, enforces timeouts, runs maintenance and cron."""
+
+    def __init__(self, state: WorkerState, reporter: Reporter, crontabs: Iterable[object]) -> None:
+        self.state = state
+        self.reporter = reporter
+        cron = CronScheduler(
+            state.settings.manager, crontabs, on_fired=self._cron_fired, on_error=self._cron_error
+        )
+        #: The cron scheduler, when there are recurring jobs.
+        self.cron: CronScheduler | None = cron if cron.entries else None
+
+    def start_background(self, spawn: Spawn) -> None:
+        """Start the maintenance and cron threads the settings ask for."""
+        state = self.state
+        stop = state.background_stop
+        upkeep = state.settings.maintenance
+        if upkeep is not None:
+            upkeep.on_error = self._maintenance_error
+            spawn(lambda: upkeep.run_until(stop), "maintenance", state.service_threads)
+        cron = self.cron
+        if cron is not None:
+            spawn(lambda: cron.run_until(stop), "cron", state.service_threads)
+
+    def guarded(self, cause: str, action: Callable[[], object]) -> None:
+        """Run a bookkeeping step; its queuekit error is reported, not raised."""
+        try:
+            action()
+        except QueueKitError as error:
+            self.reporter.bookkeeping_error(cause, error)
+
+    def loop(self) -> None:
+        """Fail overdue attempts and heartbeat until told to exit."""
+        state = self.state
+        every = state.settings.heartbeat_every
+        next_beat = time.monotonic() + every
+        while True:
+            expired: list[Run] = []
+            with state.lock:
+                if state.house_exit:
+                    return
+                now = time.monotonic()
+                while state.deadlines and state.deadlines[0][0] <= now:
+                    _, _, run = heapq.heappop(state.deadlines)
+                    assert run.job.correlation_id is not None
+                    if state.running.get(run.job.correlation_id) is run and not run.abandoned:
+                        expired.append(run)
+                for run in expired:
+                    self._time_out(run)
+                if not expired and now < next_beat:
+                    wake_at = next_beat
+                    if state.deadlines:
+                        wake_at = min(wake_at, state.deadlines[0][0])
+                    state.house_wake.wait(wake_at - now)
+                    continue
+            timeout = state.settings.timeout_seconds()
+            for run in expired:
+                self.reporter.emit("job/timeout", {**state.job_data(run.job), "timeout": timeout})
+            if time.monotonic() >= next_beat:
+                self._heartbeat()
+                next_beat = time.monotonic() + every
+
+    def _time_out(self, run: Run) -> None:
+        """Fail an overrunning attempt now; its slot stays busy until the task returns."""
+        state = self.state
+        job_timeout = state.settings.job_timeout
+        run.abandoned = True
+        run.context.cancelled.set()
+        assert run.job.correlation_id is not None
+        del state.running[run.job.correlation_id]
+        state.stats.timed_out += 1
+        error = JobTimeoutError(f"job timed out after {job_timeout}")
+        log.warning(
+            "job %s (%s) timed out after %s", run.job.id, run.job.task_identifier, job_timeout
+        )
+        state.queue_outcome(
+            Pending(Outcome(run.job, "failed", elapsed_ms(run.started), error=error))
+        )
+
+    def _heartbeat(self) -> None:
+        state = self.state
+        settings = state.settings
+        with state.lock:
+            jobs = list(state.held.values())
+        if not jobs:
+            return
+        for start in range(0, len(jobs), HEARTBEAT_CHUNK):
+            try:
+                settings.manager.heartbeat(
+                    settings.worker_id, jobs[start : start + HEARTBEAT_CHUNK]
+                )
+            except Exception as error:
+                self.reporter.bookkeeping_error("heartbeat", error)
+                return
+
+    def _maintenance_error(self, step: str, error: BaseException) -> None:
+        self.reporter.bookkeeping_error(f"maintenance {step}", error)
+
+    def _cron_error(self, identifier: str, error: BaseException) -> None:
+        self.reporter.bookkeeping_error(f"cron {identifier}", error)
+
+    def _cron_fired(self, firing: CronFiring) -> None:
+        self.reporter.emit(
+            "cron/fired",
+            {
+                "identifier": firing.identifier,
+                "task_identifier": firing.task_identifier,
+                "job_id": firing.job_id,
+                "slot": firing.slot,
+                "worker_id": self.state.settings.worker_id,
+            },
+        )
+        self.state.nudge()
+
+
+__all__ = ["HEARTBEAT_CHUNK", "Housekeeper"]

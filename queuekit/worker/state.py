@@ -1,0 +1,212 @@
+"""The state every part of a running worker shares, behind one lock.
+
+A worker is a handful of threads, each owning one role (fetching, running,
+flushing, housekeeping, listening). They coordinate only through the
+:class:`WorkerState` below: one re-entrant lock guards every mutable field,
+and each role sleeps on its own condition of that lock, so whoever changes
+what a role waits for notifies that role's condition.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from queuekit.events import EventBus
+from queuekit.maintenance import Maintenance
+from queuekit.manager import JobManager
+from queuekit.repository import Outcome
+from queuekit.types import Job, WorkerStats
+
+if TYPE_CHECKING:
+    from queuekit.worker.context import JobContext
+
+log = logging.getLogger("queuekit.worker")
+
+#: Outcomes written per transaction at most.
+FLUSH_BATCH = 500
+
+Mode = Literal["run", "drain"]
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """A worker's configuration, validated once by :class:`~queuekit.Worker`."""
+
+    manager: JobManager
+    tasks: Mapping[str, Callable[..., object]]
+    concurrency: int
+    worker_id: str
+    task_identifiers: tuple[str, ...] | None
+    forbidden_flags: tuple[str, ...] | None
+    poll_interval: timedelta
+    job_timeout: timedelta | None
+    shutdown_timeout: timedelta
+    #: The configured prefetch (the floor when adaptive).
+    prefetch: int
+    #: Whether the prefetch follows task and claim durations.
+    adaptive_prefetch: bool
+    lock_timeout: timedelta
+    history_retention: timedelta
+    #: Seconds between two refreshes of every held lock.
+    heartbeat_every: float
+    maintenance: Maintenance | None
+
+    def timeout_seconds(self) -> float | None:
+        """``job_timeout`` in seconds, None when attempts have no limit."""
+        return None if self.job_timeout is None else self.job_timeout.total_seconds()
+
+
+@dataclass
+class Run:
+    """A task attempt in progress."""
+
+    job: Job
+    context: JobContext
+    started: float
+    deadline: float | None
+    #: Set when the worker has already recorded an outcome (timeout, shutdown)
+    #: for this attempt, so the task's own result is dropped.
+    abandoned: bool = False
+
+
+@dataclass
+class Pending:
+    """An outcome waiting to be flushed."""
+
+    outcome: Outcome
+    #: A flush of it failed before: that flush may have committed with its answer lost.
+    retried: bool = False
+
+
+class WorkerState:
+    """Everything the threads of one worker share.
+
+    Lifetime fields (``settings``, ``events``, the lock and its conditions,
+    ``stats``, ``active``, ``finished``) last as long as the worker; the
+    session fields set by :meth:`reset` last one ``run``/``start``/``drain``.
+    Every mutable field is read and written with ``lock`` held.
+
+    Where a job is, while this worker holds it: ``ready`` (claimed, not
+    started) → ``running`` (a task runs it) → ``pending`` (its outcome waits
+    for the flusher) → gone once recorded. ``held`` maps the claim's
+    correlation id to the job through all three stages, for heartbeats.
+    """
+
+    def __init__(self, settings: WorkerSettings, events: EventBus) -> None:
+        self.settings = settings
+        self.events = events
+        self.lock = threading.RLock()
+        #: Task threads wait here for ready jobs.
+        self.work_ready = threading.Condition(self.lock)
+        #: The fetch loop waits here for free slots, wake-ups and the end of a drain.
+        self.fetch_wake = threading.Condition(self.lock)
+        #: The flusher waits here for outcomes.
+        self.flush_wake = threading.Condition(self.lock)
+        #: The housekeeper waits here for the next deadline or heartbeat.
+        self.house_wake = threading.Condition(self.lock)
+        self.stats = WorkerStats()
+        self.active = False
+        self.finished = threading.Event()
+        self.finished.set()
+        self.reset("run")
+
+    def reset(self, mode: Mode) -> None:
+        """Start a new session: nothing held, nothing pending, no thread told to exit."""
+        self.mode: Mode = mode
+        self.stopping = False
+        self.stop_grace: timedelta | None = None
+        self.ready: deque[Job] = deque()
+        self.running: dict[uuid.UUID, Run] = {}
+        self.held: dict[uuid.UUID, Job] = {}
+        self.pending: list[Pending] = []
+        #: Flushes in progress (their outcomes are in neither ``pending`` nor gone yet).
+        self.flushing = 0
+        #: Task slots in use, abandoned attempts whose task has not returned included.
+        self.busy = 0
+        #: Heap of (deadline, sequence, run) for ``job_timeout``.
+        self.deadlines: list[tuple[float, int, Run]] = []
+        self.sequence = itertools.count()
+        #: Someone asked the fetch loop to claim now (notification, poll, freed queue).
+        self.wake = False
+        #: The last claim found fewer jobs than it asked for.
+        self.dry = False
+        #: A claim failed: it may have committed with its answer lost.
+        self.suspect_orphans = False
+        self.threads_exit = False
+        self.flusher_exit = False
+        self.house_exit = False
+        #: Set to stop the listener, maintenance and cron threads.
+        self.background_stop = threading.Event()
+        self.task_threads: list[threading.Thread] = []
+        self.service_threads: list[threading.Thread] = []
+        #: After this monotonic time the flusher gives up on what it could not write.
+        self.flush_deadline: float | None = None
+        #: Moving averages the adaptive prefetch follows.
+        self.task_seconds: float | None = None
+        self.claim_seconds: float | None = None
+        #: The prefetch in force now.
+        self.prefetch = self.settings.prefetch
+
+    # -- helpers used by several roles (call with ``lock`` held) -----------------------
+
+    def running_low(self) -> bool:
+        """Whether the claimed-but-unstarted buffer is low enough to claim more."""
+        return len(self.ready) <= self.prefetch // 2
+
+    def drained(self) -> bool:
+        """Whether nothing is claimed, running or waiting to be written."""
+        return not (self.ready or self.running or self.pending or self.flushing)
+
+    def queue_outcome(self, pending: Pending) -> None:
+        """Hand an outcome to the flusher."""
+        self.pending.append(pending)
+        if len(self.pending) == 1 or len(self.pending) >= FLUSH_BATCH:
+            self.flush_wake.notify()
+
+    def nudge(self) -> None:
+        """Ask the fetch loop to claim now (takes the lock itself)."""
+        with self.lock:
+            self.wake = True
+            self.fetch_wake.notify()
+
+    def job_data(self, job: Job) -> dict[str, Any]:
+        """The event fields that describe a job's attempt."""
+        return {
+            "task_identifier": job.task_identifier,
+            "job_id": job.id,
+            "attempt": job.attempts,
+            "queue_name": job.queue_name,
+            "worker_id": self.settings.worker_id,
+        }
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since the monotonic time ``started``."""
+    return max(0, int((time.monotonic() - started) * 1000))
+
+
+def ewma(average: float | None, sample: float) -> float:
+    """Exponentially weighted moving average, so estimates follow changes within a few samples."""
+    return sample if average is None else average + 0.1 * (sample - average)
+
+
+__all__ = [
+    "FLUSH_BATCH",
+    "Mode",
+    "Pending",
+    "Run",
+    "WorkerSettings",
+    "WorkerState",
+    "elapsed_ms",
+    "ewma",
+    "log",
+]
