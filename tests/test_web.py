@@ -320,3 +320,23 @@ def test_no_authorize_no_dashboard(clean_manager: JobManager) -> None:
     with pytest.raises(TypeError, match="never open"):
         wsgi_app(clean_manager, authorize=None)  # type: ignore[arg-type]
     assert AUTH
+
+
+def test_cancel_pause_resume_and_workers(clean_manager: JobManager, adapter: str) -> None:
+    seeded = seed(clean_manager)
+    client = Client(adapter, clean_manager)
+    assert client.post(f"/jobs/{seeded.waiting}/cancel", {}).status == 303
+    assert clean_manager.get_job(seeded.waiting) is None
+    assert clean_manager.job_history(seeded.waiting)[0].status == "cancelled"
+
+    assert client.post("/tasks/pause", {"task": "mail.send"}).status == 303
+    page = client.get("/tasks").text
+    assert f'action="{PREFIX}/tasks/resume"' in page
+    clean_manager.add_job("mail.send", {})
+    assert clean_manager.get_jobs("w3", task_identifiers=["mail.send"]) == []
+    assert client.post("/tasks/resume", {"task": "mail.send"}).status == 303
+    assert len(clean_manager.get_jobs("w3", task_identifiers=["mail.send"])) == 1
+    assert client.post("/tasks/pause", {"task": ""}).status == 400
+
+    workers = client.get("/workers")
+    assert workers.status == 200 and "no live workers" in workers.text

@@ -8,8 +8,6 @@ Bulk actions on "all jobs matching this filter" touch at most
 
 from __future__ import annotations
 
-from typing import Any
-
 from queuekit.durations import parse_duration
 from queuekit.web.access import log_action
 from queuekit.web.dashboard import BULK_CAP, View, parse_id
@@ -74,7 +72,7 @@ def unlock_job(view: View) -> Response:
 def cancel_job(view: View) -> Response:
     """Cancel one job: a waiting one is deleted, a running one loses its lock first."""
     job_id = parse_id(view.match["job_id"])
-    cancelled = newer_call(view, "cancel_jobs")([job_id])
+    cancelled = view.manager.cancel_jobs([job_id])
     return done(view, "cancel", str(job_id), len(cancelled))
 
 
@@ -120,7 +118,7 @@ def bulk(view: View) -> Response:
         f"queue={field(view, 'queue') or '*'} flag={field(view, 'flag') or '*'} (cap {BULK_CAP})"
     )
     if action == "cancel":
-        count = len(newer_call(view, "cancel_jobs")(ids))
+        count = len(view.manager.cancel_jobs(ids))
     elif action == "fail":
         count = len(view.manager.permanently_fail_jobs(ids, DEFAULT_FAIL_REASON) if ids else [])
     elif action == "retry":
@@ -141,8 +139,8 @@ def pause_task(view: View) -> Response:
     task = field(view, "task")
     if not task:
         raise HTTPError(400, "which task? (form field task)")
-    paused = newer_call(view, "pause_tasks")([task])
-    return done(view, "pause", task, _count(paused, 1))
+    paused = view.manager.pause_tasks([task])
+    return done(view, "pause", task, len(paused))
 
 
 def resume_task(view: View) -> Response:
@@ -150,8 +148,8 @@ def resume_task(view: View) -> Response:
     task = field(view, "task")
     if not task:
         raise HTTPError(400, "which task? (form field task)")
-    resumed = newer_call(view, "resume_tasks")([task])
-    return done(view, "resume", task, _count(resumed, 1))
+    resumed = view.manager.resume_tasks([task])
+    return done(view, "resume", task, len(resumed))
 
 
 def unlock_queue(view: View) -> Response:
@@ -161,23 +159,6 @@ def unlock_queue(view: View) -> Response:
         raise HTTPError(400, "which queue? (form field queue)")
     unlocked = view.manager.force_unlock_queues([queue])
     return done(view, "unlock queue", queue, len(unlocked))
-
-
-def newer_call(view: View, name: str) -> Any:
-    """A manager method that older queuekit schemas lack (cancel, pause, resume)."""
-    method = getattr(view.manager, name, None)
-    if method is None:
-        raise HTTPError(501, f"this queuekit version has no {name}")
-    return method
-
-
-def _count(result: object, default: int) -> int:
-    """How many rows a call reports, whether it returns a list, a count or nothing."""
-    if isinstance(result, int):
-        return result
-    if isinstance(result, list | tuple):
-        return len(result)
-    return default
 
 
 ROUTES = [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from markupsafe import Markup
 
 from queuekit.types import HISTORY_STATUSES
@@ -103,9 +101,7 @@ def queues(view: View) -> Response:
 
 def tasks(view: View) -> Response:
     """Task identifiers with counts, and pause/resume."""
-    return view.render(
-        "tasks.html", tasks=view.queries.tasks(), can_pause=hasattr(view.manager, "pause_tasks")
-    )
+    return view.render("tasks.html", tasks=view.queries.tasks())
 
 
 def rate_limits(view: View) -> Response:
@@ -120,9 +116,8 @@ def cron(view: View) -> Response:
 
 def workers(view: View) -> Response:
     """Live workers, as they registered themselves."""
-    lister = getattr(view.manager, "list_workers", None)
-    found: list[Any] = [] if lister is None else view.dashboard.cache.get(("workers",), lister)
-    return view.render("workers.html", workers=found, supported=lister is not None)
+    found = view.dashboard.cache.get(("workers",), view.manager.list_workers)
+    return view.render("workers.html", workers=found)
 
 
 def health(view: View) -> Response:

@@ -382,9 +382,11 @@ class Queries:
         """Task identifiers with their pause state and capped counts per job state."""
         from queuekit.models import task_identifiers
 
-        columns = [task_identifiers.c.identifier, task_identifiers.c.last_used]
-        if "paused_at" in task_identifiers.c:
-            columns.append(task_identifiers.c.paused_at)
+        columns = [
+            task_identifiers.c.identifier,
+            task_identifiers.c.last_used,
+            task_identifiers.c.paused_at,
+        ]
         statement = select(*columns).order_by(task_identifiers.c.identifier).limit(SMALL_LIST)
         found = self.read(
             ("tasks",), lambda conn: [dict(r._mapping) for r in self.run(conn, statement)]
