@@ -45,6 +45,11 @@ def request_from_environ(environ: dict[str, Any], body: bytes) -> Request:
         for key, value in environ.items()
         if key.startswith("HTTP_")
     }
+    if "host" not in headers and environ.get("SERVER_NAME"):
+        port = str(environ.get("SERVER_PORT", ""))
+        default = {"http": "80", "https": "443"}.get(str(environ.get("wsgi.url_scheme")), "")
+        name = str(environ["SERVER_NAME"])
+        headers["host"] = name if port in ("", default) else f"{name}:{port}"
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = str(environ["CONTENT_TYPE"])
     query = parse_qs(text("QUERY_STRING"))
