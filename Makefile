@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q -x -p no:cacheprovider $(PYTEST_ARGS)
+
+screenshots: $(STAMP)
+	$(PY) -m tests.screenshots docs/images
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
