@@ -36,8 +36,9 @@ def load(engine: sa.Engine, *, jobs_count: int, history_count: int, days: int = 
             index.drop(conn)
         # Statement text: a bulk load from generate_series has no Core form worth the noise.
         conn.exec_driver_sql(
-            f"""
-            INSERT INTO queuekit_task_identifiers (identifier, schema_version, created_at, last_used)
+            """
+            INSERT INTO queuekit_task_identifiers
+              (identifier, schema_version, created_at, last_used)
             SELECT 'task.' || n, 0, now(), now() FROM generate_series(0, 19) n
             """
         )
@@ -66,10 +67,12 @@ def load(engine: sa.Engine, *, jobs_count: int, history_count: int, days: int = 
                last_error, created_at, updated_at, flags, revision)
             SELECT {uuid7_sql(jobs_ms, "i")}, 'task.' || (mod(i, 20)), '{{"n": 1}}'::jsonb, 0,
                    CASE WHEN mod(i, 1000) = 0 THEN 'queue.' || (mod(i, 7)) END,
-                   to_timestamp({jobs_ms} / 1000.0) + CASE WHEN mod(i, 10) = 0 THEN interval '60 days' ELSE interval '0' END,
+                   to_timestamp({jobs_ms} / 1000.0)
+                     + CASE WHEN mod(i, 10) = 0 THEN interval '60 days' ELSE interval '0' END,
                    CASE WHEN mod(i, 50) = 0 THEN 25 ELSE 0 END, 25,
                    CASE WHEN mod(i, 50) = 0 THEN 'gave up' END,
-                   to_timestamp({jobs_ms} / 1000.0), to_timestamp({jobs_ms} / 1000.0), '[]'::jsonb, 0
+                   to_timestamp({jobs_ms} / 1000.0), to_timestamp({jobs_ms} / 1000.0),
+                   '[]'::jsonb, 0
             FROM generate_series(1, {jobs_count}) i
             """
         )
