@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit lint bench clean
+.PHONY: venv demo test unit lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,8 @@ test: lint
 # The database-free tier: seconds, no server needed.
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+screenshots: $(STAMP)
+	$(PY) -m tests.screenshots docs/images
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

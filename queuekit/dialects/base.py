@@ -57,6 +57,17 @@ class DialectSupport:
     #: built once and reused follow it), and tests move the database clock
     #: forward instead of sleeping. Unset, it costs one attribute check.
     clock_offset_ms: Callable[[], int] | None = None
+    def limit_statement_time(self, connection: Connection, milliseconds: int) -> None:
+        """Make the server cancel any statement of the current transaction running longer.
+
+        Read-only callers (the dashboard) use it so that no query of theirs can
+        hold the database for long. The limit ends with the transaction, or
+        with :meth:`clear_statement_time` where the server keeps it per session.
+        The default does nothing (SQLite is a local file with no server to protect).
+        """
+
+    def clear_statement_time(self, connection: Connection) -> None:
+        """Undo :meth:`limit_statement_time` where it outlives the transaction."""
 
     def now(self) -> ColumnElement[datetime]:
         """The database clock every statement reads (see :attr:`clock_offset_ms`)."""

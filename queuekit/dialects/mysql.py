@@ -50,6 +50,23 @@ class MySQLSupport(DialectSupport):
         # SQLAlchemy has no construct for SET TRANSACTION.
         connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {self.isolation_level}")
 
+    def limit_statement_time(self, connection: Connection, milliseconds: int) -> None:
+        # SET has no SQLAlchemy construct. The limit is per session (MariaDB counts
+        # seconds in max_statement_time, MySQL milliseconds in max_execution_time),
+        # so clear_statement_time must undo it before the connection is pooled again.
+        if connection.dialect.is_mariadb:  # type: ignore[attr-defined]
+            connection.exec_driver_sql(
+                f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}"
+            )
+        else:
+            connection.exec_driver_sql(f"SET SESSION max_execution_time = {int(milliseconds)}")
+
+    def clear_statement_time(self, connection: Connection) -> None:
+        if connection.dialect.is_mariadb:  # type: ignore[attr-defined]
+            connection.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")
+        else:
+            connection.exec_driver_sql("SET SESSION max_execution_time = DEFAULT")
+
     def server_now(self) -> ColumnElement[datetime]:
         # Columns hold naive UTC, so the clock must be UTC whatever the session time zone.
         return type_coerce(literal_column("UTC_TIMESTAMP(6)"), UTCDateTime())

@@ -66,6 +66,10 @@ class PostgreSQLSupport(OnConflictSupport):
         count = milliseconds if isinstance(milliseconds, ColumnElement) else literal(milliseconds)
         return type_coerce(moment + type_coerce(count, BigInteger()) * step, UTCDateTime())
 
+    def limit_statement_time(self, connection: Connection, milliseconds: int) -> None:
+        # set_config(..., true) is SET LOCAL: it ends with the transaction, pooler-safe.
+        connection.execute(select(func.set_config("statement_timeout", str(milliseconds), True)))
+
     def ms_between(
         self, start: ColumnElement[datetime], end: ColumnElement[datetime]
     ) -> ColumnElement[int]:

@@ -1,0 +1,445 @@
+"""Every read the dashboard makes, each one bounded so a page stays fast at millions of rows.
+
+Bounds: counts stop at :data:`COUNT_CAP` (shown as ``10,000+``), lists are
+pages of :data:`PAGE_SIZE` by keyset on the time-ordered ids (never OFFSET),
+history is read inside a time window, and every statement runs under a
+statement timeout. Results go through a :class:`ResultCache` so that all open
+tabs share one query per refresh interval.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    func,
+    literal,
+    select,
+    union_all,
+)
+
+from queuekit.errors import translate_db_errors
+from queuekit.manager import JobManager
+from queuekit.models import job_history, job_queues, jobs, known_crontabs, rate_limits
+from queuekit.rows import history_from_row, job_from_row, rate_limit_from_row
+from queuekit.types import HistoryRecord, Job, RateLimit
+from queuekit.web.cache import ResultCache
+
+T = TypeVar("T")
+
+#: Counts stop here; a larger set shows as "10,000+".
+COUNT_CAP = 10_000
+#: Rows per list page.
+PAGE_SIZE = 50
+#: Longest a dashboard statement may run (milliseconds) before the server cancels it.
+STATEMENT_TIMEOUT_MS = 3_000
+#: Most rows of a small table (queues, rate limits, cron entries, tasks) listed.
+SMALL_LIST = 200
+#: Most attempts shown for one job.
+ATTEMPTS_SHOWN = 100
+#: History windows an operator can pick, with the chart bucket width of each.
+WINDOWS: dict[str, tuple[timedelta, timedelta]] = {
+    "1h": (timedelta(hours=1), timedelta(minutes=1)),
+    "24h": (timedelta(days=1), timedelta(minutes=30)),
+    "7d": (timedelta(days=7), timedelta(hours=4)),
+}
+DEFAULT_WINDOW = "1h"
+#: The job states the dashboard shows: due now, due later, running, out of attempts.
+JOB_STATES = ("waiting", "scheduled", "running", "exhausted")
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count that stopped at the cap, shown as ``10,000+`` when it did."""
+
+    value: int
+    capped: bool
+
+    def __str__(self) -> str:
+        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a keyset list: the rows, newest first, and the cursors around them."""
+
+    rows: list[T]
+    older: uuid.UUID | None
+    newer: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One chart bucket of history: attempts by outcome and mean queue and run time."""
+
+    start: datetime
+    completed: int
+    failed: int
+    mean_queue_ms: float | None
+    mean_run_ms: float | None
+
+
+def state_condition(state: str, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of one dashboard job state."""
+    unlocked = jobs.c.locked_at.is_(None)
+    live = jobs.c.attempts < jobs.c.max_attempts
+    if state == "waiting":
+        return [unlocked, live, jobs.c.run_at <= now]
+    if state == "scheduled":
+        return [unlocked, live, jobs.c.run_at > now]
+    if state == "running":
+        return [jobs.c.locked_at.is_not(None)]
+    if state == "exhausted":
+        return [unlocked, jobs.c.attempts >= jobs.c.max_attempts]
+    raise ValueError(f"unknown job state {state!r}; choose one of {', '.join(JOB_STATES)}")
+
+
+def capped(condition: Sequence[ColumnElement[bool]], label: str) -> Select[Any]:
+    """``label`` and the number of matching jobs, counting at most one past the cap."""
+    inner = select(literal(1).label("one")).where(*condition).limit(COUNT_CAP + 1).subquery()
+    return select(
+        literal(label).label("label"), select(func.count()).select_from(inner).scalar_subquery()
+    )
+
+
+class Queries:
+    """The dashboard's reads over one manager's database, cached and time-limited."""
+
+    def __init__(self, manager: JobManager, cache: ResultCache) -> None:
+        self.manager = manager
+        self.cache = cache
+
+    def read(self, key: Any, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a read transaction under the statement timeout, through the cache."""
+
+        def run() -> T:
+            dialect = self.manager.dialect
+            with translate_db_errors(), self.manager.engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        dialect.begin_transaction(conn)
+                        dialect.limit_statement_time(conn, STATEMENT_TIMEOUT_MS)
+                        return work(conn)
+                finally:
+                    if conn.invalidated is False:
+                        dialect.clear_statement_time(conn)
+
+        return self.cache.get(key, run)
+
+    def run(self, conn: Connection, statement: Any) -> Any:
+        """Execute with the manager's schema translation."""
+        return self.manager.repository.run(conn, statement)
+
+    def now(self) -> datetime:
+        """The database clock (cached like everything else)."""
+
+        def work(conn: Connection) -> datetime:
+            moment: datetime = self.run(conn, select(self.manager.dialect.now())).scalar_one()
+            return moment
+
+        return self.read(("now",), work)
+
+    def counts(
+        self, key: Any, labelled: Mapping[str, Sequence[ColumnElement[bool]]]
+    ) -> dict[str, Count]:
+        """Capped counts of several job sets in one statement, cached under ``key``."""
+        if not labelled:
+            return {}
+
+        def work(conn: Connection) -> dict[str, Count]:
+            statement = union_all(*(capped(where, label) for label, where in labelled.items()))
+            found = {label: int(n) for label, n in self.run(conn, statement)}
+            return {
+                label: Count(min(found.get(label, 0), COUNT_CAP), found.get(label, 0) > COUNT_CAP)
+                for label in labelled
+            }
+
+        return self.read(("counts", key), work)
+
+    def state_counts(self, task: str | None = None) -> dict[str, Count]:
+        """Capped job counts per dashboard state, optionally of one task."""
+        now = self.manager.dialect.now()
+        extra = [] if task is None else [jobs.c.task_identifier == task]
+        return self.counts(
+            ("states", task),
+            {state: [*state_condition(state, now), *extra] for state in JOB_STATES},
+        )
+
+    def oldest_waiting(self) -> timedelta | None:
+        """How long the oldest job due now has waited since its run_at (one index probe)."""
+        dialect = self.manager.dialect
+
+        def work(conn: Connection) -> timedelta | None:
+            statement = select(dialect.ms_between(func.min(jobs.c.run_at), dialect.now())).where(
+                *state_condition("waiting", dialect.now())
+            )
+            ms = self.run(conn, statement).scalar()
+            return None if ms is None else timedelta(milliseconds=max(int(ms), 0))
+
+        return self.read(("oldest",), work)
+
+    def jobs_page(
+        self,
+        *,
+        state: str | None,
+        task: str | None,
+        queue: str | None,
+        flag: str | None,
+        before: uuid.UUID | None,
+        after: uuid.UUID | None,
+        limit: int = PAGE_SIZE,
+    ) -> Page[Job]:
+        """A page of jobs, newest first, by keyset on the id."""
+        where = self.job_filter(state=state, task=task, queue=queue, flag=flag)
+
+        def work(conn: Connection) -> Page[Job]:
+            rows = self.run(conn, keyset(select(jobs), jobs.c.id, where, before, after, limit))
+            return page_of([job_from_row(row) for row in rows], before, after, limit)
+
+        return self.read(("jobs", state, task, queue, flag, before, after, limit), work)
+
+    def job_filter(
+        self, *, state: str | None, task: str | None, queue: str | None, flag: str | None
+    ) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of a jobs filter (every value a bound parameter)."""
+        where: list[ColumnElement[bool]] = []
+        if state:
+            where += state_condition(state, self.manager.dialect.now())
+        if task:
+            where.append(jobs.c.task_identifier == task)
+        if queue:
+            where.append(jobs.c.queue_name == queue)
+        if flag:
+            where.append(self.manager.dialect.has_any_flag(jobs.c.flags, [flag]))
+        return where
+
+    def matching_ids(self, where: Sequence[ColumnElement[bool]], cap: int) -> list[uuid.UUID]:
+        """Ids of at most ``cap`` jobs matching a filter, newest first (bulk actions; uncached)."""
+        statement = select(jobs.c.id).where(*where).order_by(jobs.c.id.desc()).limit(cap)
+        with translate_db_errors(), self.manager.engine.connect() as conn:
+            return [row[0] for row in self.run(conn, statement)]
+
+    def most_attempts(self, job_ids: Sequence[uuid.UUID]) -> int:
+        """The most attempts any of these jobs made (0 for none)."""
+        if not job_ids:
+            return 0
+        statement = select(func.max(jobs.c.attempts)).where(jobs.c.id.in_(list(job_ids)))
+        with translate_db_errors(), self.manager.engine.connect() as conn:
+            return int(self.run(conn, statement).scalar() or 0)
+
+    def job(self, job_id: uuid.UUID) -> Job | None:
+        """One job (uncached: the detail page must show what is there now)."""
+        with translate_db_errors(), self.manager.engine.connect() as conn:
+            row = self.run(conn, select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else job_from_row(row)
+
+    def attempts(self, job_id: uuid.UUID) -> list[HistoryRecord]:
+        """The newest attempts of one job, newest first."""
+        statement = (
+            select(job_history)
+            .where(job_history.c.job_id == job_id)
+            .order_by(job_history.c.started_at.desc(), job_history.c.id.desc())
+            .limit(ATTEMPTS_SHOWN)
+        )
+        with translate_db_errors(), self.manager.engine.connect() as conn:
+            return [history_from_row(row) for row in self.run(conn, statement)]
+
+    def history_page(
+        self,
+        *,
+        window: str,
+        status: str | None,
+        task: str | None,
+        before: uuid.UUID | None,
+        after: uuid.UUID | None,
+    ) -> Page[HistoryRecord]:
+        """A page of attempts started inside the window, newest first, by keyset on the id."""
+        span = WINDOWS[window][0]
+        dialect = self.manager.dialect
+        where: list[ColumnElement[bool]] = [
+            job_history.c.started_at
+            >= dialect.add_ms(dialect.now(), -int(span.total_seconds() * 1000))
+        ]
+        if status:
+            where.append(job_history.c.status == status)
+        if task:
+            where.append(job_history.c.task_identifier == task)
+
+        def work(conn: Connection) -> Page[HistoryRecord]:
+            statement = keyset(
+                select(job_history), job_history.c.id, where, before, after, PAGE_SIZE
+            )
+            rows = [history_from_row(row) for row in self.run(conn, statement)]
+            return page_of(rows, before, after, PAGE_SIZE)
+
+        return self.read(("history", window, status, task, before, after), work)
+
+    def chart(self, window: str) -> list[Bucket]:
+        """Attempts per bucket over the window, from history (one grouped statement)."""
+        span, width = WINDOWS[window]
+        dialect = self.manager.dialect
+        width_ms = int(width.total_seconds() * 1000)
+        count = int(span / width)
+
+        def work(conn: Connection) -> list[Bucket]:
+            now = self.run(conn, select(dialect.now())).scalar_one()
+            # Buckets end at the next bucket boundary after now, so they do not shift
+            # on every refresh.
+            epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
+            end = epoch + (now - epoch) // width * width + width
+            start = end - count * width
+            bucket = (
+                dialect.ms_between(
+                    literal(start, job_history.c.started_at.type), job_history.c.started_at
+                )
+                // width_ms
+            )
+            inner = (
+                select(
+                    bucket.label("bucket"),
+                    job_history.c.status,
+                    job_history.c.queue_time_ms,
+                    job_history.c.execution_time_ms,
+                )
+                .where(job_history.c.started_at >= start, job_history.c.status != "started")
+                .subquery()
+            )
+            statement = select(
+                inner.c.bucket,
+                inner.c.status,
+                func.count(),
+                func.sum(inner.c.queue_time_ms),
+                func.sum(inner.c.execution_time_ms),
+            ).group_by(inner.c.bucket, inner.c.status)
+            sums: dict[int, list[float]] = {}
+            for index, status, n, queue_ms, run_ms in self.run(conn, statement):
+                slot = sums.setdefault(int(index), [0, 0, 0, 0, 0])
+                slot[0 if status == "completed" else 1] += n
+                slot[2] += float(queue_ms or 0)
+                slot[3] += float(run_ms or 0)
+                slot[4] += n
+            buckets = []
+            for index in range(count):
+                c, f, q, r, n = sums.get(index, [0, 0, 0, 0, 0])
+                buckets.append(
+                    Bucket(
+                        start + index * width,
+                        int(c),
+                        int(f),
+                        q / n if n else None,
+                        r / n if n else None,
+                    )
+                )
+            return buckets
+
+        return self.read(("chart", window), work)
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Named queues with their lock, lock age and capped job count."""
+        dialect = self.manager.dialect
+
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            statement = (
+                select(
+                    job_queues.c.queue_name,
+                    job_queues.c.locked_at,
+                    job_queues.c.locked_by,
+                    dialect.ms_between(job_queues.c.locked_at, dialect.now()).label("lock_ms"),
+                )
+                .order_by(job_queues.c.queue_name)
+                .limit(SMALL_LIST)
+            )
+            return [dict(row._mapping) for row in self.run(conn, statement)]
+
+        found = self.read(("queues",), work)
+        names = [row["queue_name"] for row in found]
+        counts = self.counts(("queues", *names), {n: [jobs.c.queue_name == n] for n in names})
+        return [{**row, "jobs": counts[row["queue_name"]]} for row in found]
+
+    def rate_limits(self) -> list[RateLimit]:
+        """Rate-limit buckets by key."""
+        statement = select(rate_limits).order_by(rate_limits.c.key).limit(SMALL_LIST)
+        return self.read(
+            ("rate_limits",),
+            lambda conn: [rate_limit_from_row(r) for r in self.run(conn, statement)],
+        )
+
+    def crontabs(self) -> list[dict[str, Any]]:
+        """Known cron entries with their last fired slot."""
+        statement = select(known_crontabs).order_by(known_crontabs.c.identifier).limit(SMALL_LIST)
+        return self.read(
+            ("cron",), lambda conn: [dict(r._mapping) for r in self.run(conn, statement)]
+        )
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Task identifiers with their pause state and capped counts per job state."""
+        from queuekit.models import task_identifiers
+
+        columns = [
+            task_identifiers.c.identifier,
+            task_identifiers.c.last_used,
+            task_identifiers.c.paused_at,
+        ]
+        statement = select(*columns).order_by(task_identifiers.c.identifier).limit(SMALL_LIST)
+        found = self.read(
+            ("tasks",), lambda conn: [dict(r._mapping) for r in self.run(conn, statement)]
+        )
+        now = self.manager.dialect.now()
+        wanted = {
+            f"{state}:{index}": [
+                *state_condition(state, now),
+                jobs.c.task_identifier == row["identifier"],
+            ]
+            for index, row in enumerate(found)
+            for state in ("waiting", "running", "exhausted")
+        }
+        counts = self.counts(("tasks", *(row["identifier"] for row in found)), wanted)
+        return [
+            {
+                **row,
+                **{
+                    state: counts[f"{state}:{index}"]
+                    for state in ("waiting", "running", "exhausted")
+                },
+            }
+            for index, row in enumerate(found)
+        ]
+
+
+def keyset(
+    statement: Select[Any],
+    id_column: Any,
+    where: Sequence[ColumnElement[bool]],
+    before: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Select[Any]:
+    """``statement`` limited to one page around a cursor, one row more to see if more exist."""
+    if after is not None:
+        return statement.where(*where, id_column > after).order_by(id_column.asc()).limit(limit + 1)
+    if before is not None:
+        where = [*where, id_column < before]
+    return statement.where(*where).order_by(id_column.desc()).limit(limit + 1)
+
+
+def page_of(
+    rows: list[Any], before: uuid.UUID | None, after: uuid.UUID | None, limit: int
+) -> Page[Any]:
+    """Turn the ``limit + 1`` rows of :func:`keyset` into a page with its cursors."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if after is not None:
+        rows.reverse()
+        older = rows[-1].id if rows else None
+        newer = rows[0].id if rows and more else None
+        return Page(rows, older, newer)
+    older = rows[-1].id if rows and more else None
+    newer = rows[0].id if rows and before is not None else None
+    return Page(rows, older, newer)
