@@ -57,6 +57,7 @@ class DialectSupport:
     #: built once and reused follow it), and tests move the database clock
     #: forward instead of sleeping. Unset, it costs one attribute check.
     clock_offset_ms: Callable[[], int] | None = None
+
     def limit_statement_time(self, connection: Connection, milliseconds: int) -> None:
         """Make the server cancel any statement of the current transaction running longer.
 
