@@ -32,7 +32,22 @@ retried meanwhile, tasks with side effects should check ``ctx.cancelled``.
 
 from __future__ import annotations
 
-from queuekit.worker.context import JobContext, JobTimeoutError, ShutdownError, TaskFunction
+from queuekit.worker.context import (
+    AwaitableReturnedError,
+    CancelEvent,
+    JobContext,
+    JobTimeoutError,
+    ShutdownError,
+    TaskFunction,
+)
 from queuekit.worker.lifecycle import Worker
 
-__all__ = ["JobContext", "JobTimeoutError", "ShutdownError", "TaskFunction", "Worker"]
+__all__ = [
+    "AwaitableReturnedError",
+    "CancelEvent",
+    "JobContext",
+    "JobTimeoutError",
+    "ShutdownError",
+    "TaskFunction",
+    "Worker",
+]

@@ -90,11 +90,14 @@ class Housekeeper:
                 next_beat = time.monotonic() + every
 
     def _time_out(self, run: Run) -> None:
-        """Fail an overrunning attempt now; its slot stays busy until the task returns."""
+        """Fail an overrunning attempt now; its slot stays busy until the task returns.
+
+        An async task is cancelled for real; a thread task only sees ``ctx.cancelled``.
+        """
         state = self.state
         job_timeout = state.settings.job_timeout
         run.abandoned = True
-        run.context.cancelled.set()
+        run.cancel(interrupt=True)
         assert run.job.correlation_id is not None
         del state.running[run.job.correlation_id]
         state.stats.timed_out += 1
