@@ -108,7 +108,7 @@ class JobContext:
         The worker already refreshes every held lock periodically; call this
         only from a task that must prove liveness more often.
         """
-        held = self.manager.heartbeat(self.worker_id, [self.job]) > 0
+        held = bool(self.manager.heartbeat(self.worker_id, [self.job]))
         if not held:
             self.cancelled.set()
         return held

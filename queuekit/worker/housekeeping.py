@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from queuekit.cron import CronFiring, CronScheduler
 from queuekit.errors import QueueKitError
 from queuekit.repository import Outcome
+from queuekit.types import Job
 from queuekit.worker.context import JobTimeoutError
 from queuekit.worker.reporting import Reporter
 from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
@@ -110,20 +111,63 @@ class Housekeeper:
         )
 
     def _heartbeat(self) -> None:
+        """Refresh every held lock, then stop the attempts whose lock turned out gone."""
         state = self.state
         settings = state.settings
         with state.lock:
             jobs = list(state.held.values())
         if not jobs:
             return
+        held: set[object] = set()
         for start in range(0, len(jobs), HEARTBEAT_CHUNK):
+            chunk = jobs[start : start + HEARTBEAT_CHUNK]
             try:
-                settings.manager.heartbeat(
-                    settings.worker_id, jobs[start : start + HEARTBEAT_CHUNK]
-                )
+                still = settings.manager.heartbeat(settings.worker_id, chunk)
             except Exception as error:
                 self.reporter.bookkeeping_error("heartbeat", error)
                 return
+            held.update(job.correlation_id for job in still)
+        lost = [job for job in jobs if job.correlation_id not in held]
+        if lost:
+            self._locks_lost(lost)
+
+    def _locks_lost(self, lost: list[Job]) -> None:
+        """Settle attempts whose lock was taken away; their late outcome is dropped.
+
+        A running attempt is cancelled at once (``ctx.cancelled`` set, an
+        async task cancelled for real) and its slot stays busy until the
+        task returns; a claimed job not started yet is not started. An
+        outcome already queued is left to the flusher, which records only
+        what the worker still owns.
+        """
+        state = self.state
+        gone: list[Job] = []
+        with state.lock:
+            for job in lost:
+                correlation = job.correlation_id
+                assert correlation is not None
+                run = state.running.get(correlation)
+                if run is not None and not run.abandoned:
+                    run.abandoned = True
+                    run.cancel(interrupt=True)
+                    del state.running[correlation]
+                elif job not in state.ready:
+                    continue  # finished meanwhile: its outcome goes to the flusher
+                else:
+                    state.ready.remove(job)
+                state.held.pop(correlation, None)
+                gone.append(job)
+            if gone:
+                state.fetch_wake.notify()
+        for job in gone:
+            log.warning(
+                "job %s (%s) lost its lock (failed, unlocked, reset, cancelled or claimed by "
+                "another worker); its attempt is cancelled and its outcome will not be recorded",
+                job.id,
+                job.task_identifier,
+                extra={**state.job_data(job), "event": "job/lock-lost"},
+            )
+            self.reporter.emit("job/lock-lost", state.job_data(job))
 
     def _maintenance_error(self, step: str, error: BaseException) -> None:
         self.reporter.bookkeeping_error(f"maintenance {step}", error)
