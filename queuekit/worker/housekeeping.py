@@ -103,7 +103,8 @@ class Housekeeper:
         del state.running[run.job.correlation_id]
         state.stats.timed_out += 1
         error = JobTimeoutError(f"job timed out after {job_timeout}")
-        log.warning(
+        # The failure's own log line follows once it is recorded.
+        log.debug(
             "job %s (%s) timed out after %s", run.job.id, run.job.task_identifier, job_timeout
         )
         state.queue_outcome(
