@@ -2,9 +2,11 @@
 
 The housekeeper thread refreshes the lock of every job this worker holds
 every ``settings.heartbeat_every`` seconds, so lock expiry never takes a
-live job, and fails attempts that overrun ``job_timeout``. Timeouts are
-cooperative for thread tasks: the attempt is failed at once and
-``ctx.cancelled`` set, but the thread stays busy until the task returns.
+live job, and checks what it refreshed: an attempt whose lock was taken
+away is cancelled and its late outcome dropped (``job/lock-lost``). It
+also fails attempts that overrun ``job_timeout``. For thread tasks both
+are cooperative: the attempt is settled at once and ``ctx.cancelled`` set,
+but the thread stays busy until the task returns.
 """
 
 from __future__ import annotations
