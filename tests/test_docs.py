@@ -56,6 +56,7 @@ def test_there_is_documentation() -> None:
         "index.md",
         "getting-started.md",
         "concepts.md",
+        "tasks.md",
         "transactions.md",
         "alembic.md",
         "scaling.md",
