@@ -52,6 +52,22 @@ class DialectSupport:
     def prepare_engine(self, engine: Engine) -> None:
         """Apply per-connection set-up the queue relies on (called once per engine)."""
 
+    def client_connect_args(self, *, pooler: str | None) -> dict[str, Any]:
+        """Driver connect arguments for an engine queuekit makes itself.
+
+        ``pooler`` is ``"transaction"`` when connections go through a
+        transaction-pooling proxy such as PgBouncer (then nothing may rely on
+        session state). Empty where the dialect needs nothing.
+        """
+        return {}
+
+    def connection_label(self, name: str) -> dict[str, Any]:
+        """Connect arguments that name new connections after ``name`` on the server.
+
+        Empty where the server has no such label.
+        """
+        return {}
+
     def now(self) -> ColumnElement[datetime]:
         """The database server's current time, as stored in UTCDateTime columns."""
         raise NotImplementedError

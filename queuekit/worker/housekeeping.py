@@ -2,7 +2,10 @@
 
 The housekeeper thread refreshes the lock of every job this worker holds
 every ``settings.heartbeat_every`` seconds, so lock expiry never takes a
-live job, and fails attempts that overrun ``job_timeout``. Timeouts are
+live job, and fails attempts that overrun ``job_timeout``. Each refresh that
+succeeds renews the worker's lease against self-fencing
+(:mod:`~queuekit.worker.fencing`); while fenced it is the probe that lifts the
+fence. Timeouts are
 cooperative for thread tasks: the attempt is failed at once and
 ``ctx.cancelled`` set, but the thread stays busy until the task returns.
 """
@@ -18,6 +21,7 @@ from queuekit.cron import CronFiring, CronScheduler
 from queuekit.errors import QueueKitError
 from queuekit.repository import Outcome
 from queuekit.worker.context import JobTimeoutError
+from queuekit.worker.fencing import Fence
 from queuekit.worker.reporting import Reporter
 from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
 
@@ -30,9 +34,12 @@ Spawn = Callable[[Callable[[], None], str, list[threading.Thread]], None]
 class Housekeeper:
     """Keeps held locks fresh, enforces timeouts, runs maintenance and cron."""
 
-    def __init__(self, state: WorkerState, reporter: Reporter, crontabs: Iterable[object]) -> None:
+    def __init__(
+        self, state: WorkerState, reporter: Reporter, crontabs: Iterable[object], fence: Fence
+    ) -> None:
         self.state = state
         self.reporter = reporter
+        self.fence = fence
         cron = CronScheduler(
             state.settings.manager, crontabs, on_fired=self._cron_fired, on_error=self._cron_error
         )
@@ -109,18 +116,21 @@ class Housekeeper:
     def _heartbeat(self) -> None:
         state = self.state
         settings = state.settings
+        sent = time.monotonic()
         with state.lock:
             jobs = list(state.held.values())
-        if not jobs:
-            return
-        for start in range(0, len(jobs), HEARTBEAT_CHUNK):
-            try:
+            fenced = state.fenced
+        try:
+            if not jobs and fenced:
+                settings.manager.now()  # a fenced worker's probe: does the database answer?
+            for start in range(0, len(jobs), HEARTBEAT_CHUNK):
                 settings.manager.heartbeat(
                     settings.worker_id, jobs[start : start + HEARTBEAT_CHUNK]
                 )
-            except Exception as error:
-                self.reporter.bookkeeping_error("heartbeat", error)
-                return
+        except Exception as error:
+            self.reporter.bookkeeping_error("heartbeat", error)
+            return
+        self.fence.confirmed(sent)
 
     def _maintenance_error(self, step: str, error: BaseException) -> None:
         self.reporter.bookkeeping_error(f"maintenance {step}", error)
