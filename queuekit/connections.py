@@ -40,10 +40,7 @@ def create_engine(url: str | URL, *, pooler: str | None = None, **kwargs: Any) -
     """
     if pooler is not None and pooler not in POOLERS:
         raise InvalidArgumentError(f"pooler must be one of {POOLERS} or None, not {pooler!r}")
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as error:
-        raise InvalidArgumentError(f"{url!r} is not a database URL: {error}") from error
+    parsed = sa.make_url(url)  # a malformed URL raises sqlalchemy's ArgumentError
     support = support_for(parsed.get_dialect())
     if pooler is not None and support.name != "postgresql":
         raise InvalidArgumentError("pooler= applies to PostgreSQL URLs only")
