@@ -18,17 +18,19 @@ from tests.chaos.topology import sh
 
 PORT = 55432
 BOUNCER_PORT = 56432
-#: Server settings: fast (fsync off), keepalives so a cut host's backends are
-#: reaped, and no transaction left idle long.
+#: Server settings: fast (fsync off: a server crash keeps the OS cache, so a
+#: committed transaction survives; synchronous_commit stays on, or a crash would
+#: lose acknowledged commits), keepalives so a cut host's backends are reaped,
+#: and an open transaction of a cut host ended well before the lock timeout,
+#: so the row locks it holds cannot stall the healthy hosts past it.
 SETTINGS = {
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "300",
     "tcp_keepalives_idle": "5",
     "tcp_keepalives_interval": "2",
     "tcp_keepalives_count": "3",
-    "idle_in_transaction_session_timeout": "10s",
+    "idle_in_transaction_session_timeout": "3s",
     "shared_buffers": "64MB",
 }
 #: PgBouncer's server connections per database/user pair.
