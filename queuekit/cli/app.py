@@ -42,6 +42,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from queuekit.connections import POOLERS, create_engine
 from queuekit.durations import parse_duration
 from queuekit.errors import (
     DatabaseError,
@@ -272,6 +273,7 @@ class State:
     url: str
     schema: str | None
     json: bool = False
+    pooler: str | None = None
     _engine: sa.Engine | None = None
     _manager: JobManager | None = None
 
@@ -287,7 +289,7 @@ class State:
         """An engine on ``url``; a malformed URL or a missing driver is a clean error."""
         if self._engine is None:
             try:
-                self._engine = sa.create_engine(self.url)
+                self._engine = create_engine(self.url, pooler=self.pooler)
             except sa.exc.NoSuchModuleError as error:
                 raise InputError(f"--database-url {self.display_url!r}: {error}") from error
             except sa.exc.ArgumentError as error:
@@ -567,12 +569,21 @@ def window_start(
     metavar="NAME",
     help="Named schema holding queuekit's tables (PostgreSQL/MySQL).",
 )
+@click.option(
+    "--pooler",
+    type=click.Choice(POOLERS),
+    envvar="QUEUEKIT_POOLER",
+    show_envvar=True,
+    help="The URL goes through a transaction-pooling proxy such as PgBouncer (PostgreSQL).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.version_option(package_name="queuekit", prog_name="queuekit")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str, schema: str | None, as_json: bool) -> None:
+def cli(
+    ctx: click.Context, database_url: str, schema: str | None, pooler: str | None, as_json: bool
+) -> None:
     """queuekit: a job queue in the database your application already has."""
-    state = State(url=database_url, schema=schema, json=as_json)
+    state = State(url=database_url, schema=schema, json=as_json, pooler=pooler)
     ctx.obj = state
     ctx.call_on_close(state.close)
 

@@ -227,6 +227,14 @@ def stats_table(stats: Any, title: str) -> Table:
 @click.option("--crontab", "crontab_specs", multiple=True, metavar="MODULE:LIST")
 @click.option("--drain", is_flag=True, help="Exit once no job is claimable (with a progress bar).")
 @click.option(
+    "--listen-url",
+    envvar="QUEUEKIT_LISTEN_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="Direct PostgreSQL URL to LISTEN on when --database-url goes through PgBouncer.",
+)
+@click.option("--no-listen", is_flag=True, help="Only poll (no LISTEN/NOTIFY).")
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -254,6 +262,8 @@ def worker(
     no_maintenance: bool,
     crontab_specs: tuple[str, ...],
     drain: bool,
+    listen_url: str | None,
+    no_listen: bool,
     log_level: str,
     log_format: LogFormat,
 ) -> None:
@@ -282,6 +292,8 @@ def worker(
         lock_timeout=lock_timeout,
         maintenance=not no_maintenance,
         crontabs=crontabs,
+        listen=not no_listen,
+        listen_url=listen_url,
     )
     with logging_to_stderr(log_level, log_format):
         if drain:

@@ -70,6 +70,22 @@ class DialectSupport:
     def clear_statement_time(self, connection: Connection) -> None:
         """Undo :meth:`limit_statement_time` where it outlives the transaction."""
 
+    def client_connect_args(self, *, pooler: str | None) -> dict[str, Any]:
+        """Driver connect arguments for an engine queuekit makes itself.
+
+        ``pooler`` is ``"transaction"`` when connections go through a
+        transaction-pooling proxy such as PgBouncer (then nothing may rely on
+        session state). Empty where the dialect needs nothing.
+        """
+        return {}
+
+    def connection_label(self, name: str) -> dict[str, Any]:
+        """Connect arguments that name new connections after ``name`` on the server.
+
+        Empty where the server has no such label.
+        """
+        return {}
+
     def now(self) -> ColumnElement[datetime]:
         """The database clock every statement reads (see :attr:`clock_offset_ms`)."""
         if self.clock_offset_ms is None:

@@ -39,6 +39,18 @@ from queuekit.models import UTCDateTime
 
 #: The channel workers LISTEN on; one notification per enqueue transaction.
 NOTIFY_CHANNEL = "queuekit_jobs"
+#: libpq TCP keepalives for the connections queuekit opens itself: a peer that
+#: vanished (cut link, dead host) is noticed after about 5 + 3 * 2 s idle, and a
+#: write nobody acknowledges fails after 15 s instead of the kernel's minutes.
+CLIENT_KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
+#: Longest application_name PostgreSQL keeps (NAMEDATALEN - 1).
+LABEL_LENGTH = 63
 
 
 class PostgreSQLSupport(OnConflictSupport):
@@ -52,6 +64,20 @@ class PostgreSQLSupport(OnConflictSupport):
 
     def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
         return "PostgreSQL", (13,)
+
+    def client_connect_args(self, *, pooler: str | None) -> dict[str, Any]:
+        args = dict(CLIENT_KEEPALIVES)
+        if pooler == "transaction":
+            # psycopg prepares a statement on the server after 5 runs; behind a
+            # transaction pooler the next transaction may reach another server
+            # connection that never saw it (PgBouncer before 1.21 cannot help).
+            args["prepare_threshold"] = None
+        return args
+
+    def connection_label(self, name: str) -> dict[str, Any]:
+        # A startup parameter, not a SET: it survives transaction pooling
+        # (PgBouncer tracks application_name per client).
+        return {"application_name": name[:LABEL_LENGTH]}
 
     def server_now(self) -> ColumnElement[datetime]:
         # statement_timestamp(): one value per statement, unlike now()'s
