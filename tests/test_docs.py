@@ -73,9 +73,11 @@ def test_there_is_documentation() -> None:
 FILES_WITH_PYTHON = {
     "alembic.md",
     "concepts.md",
+    "dashboard.md",
     "dialects.md",
     "getting-started.md",
     "scaling.md",
+    "tasks.md",
     "transactions.md",
     "upgrading.md",
 }
