@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import referencing
 import referencing.exceptions
@@ -199,56 +200,80 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} is not a valid JSON Schema: {error.message}"
         ) from None
-    _check_references(task_identifier, schema, cls)
-    validator: Validator = cls(dict(schema))
+    registry = _local_registry()
+    _check_references(task_identifier, schema, cls, registry)
+    validator: Validator = cls(dict(schema), registry=registry)
     return validator
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource[Any]:
+    """Never fetch a referenced document: validation touches no network and no file."""
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+def _local_registry() -> referencing.Registry[Any]:
+    """A registry that knows only what a schema document itself contains.
+
+    jsonschema's default registry downloads unknown ``$ref`` URLs (with no
+    timeout), so a stored schema could make every enqueue hang on a remote
+    server; this one raises instead.
+    """
+    # referencing's classes are attrs classes, whose fields mypy cannot see.
+    return referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
 #: Keywords whose values are data, not subschemas: a "$ref" inside them is no reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+#: Keywords that refer to another (sub)schema by URI.
+_REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 
 
-def _references(node: object, *, root: bool = True) -> tuple[list[str], bool]:
-    """Every ``$ref`` in a schema, and whether a nested ``$id`` moves their base."""
-    refs: list[str] = []
-    nested_id = False
+def _references(
+    node: object, base: str, specification: referencing.Specification[Any]
+) -> list[tuple[str, str]]:
+    """Every reference in a schema, with the base URI it resolves against.
+
+    A nested ``$id`` moves the base for everything below it, as it does for
+    the validator.
+    """
+    found: list[tuple[str, str]] = []
     if isinstance(node, Mapping):
+        identifier = specification.id_of(node)
+        if isinstance(identifier, str):
+            base = urljoin(base, identifier)
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                refs.append(value)
-            elif key == "$id" and not root:
-                nested_id = True
+            if key in _REFERENCE_KEYWORDS and isinstance(value, str):
+                found.append((base, value))
             elif key not in _DATA_KEYWORDS:
-                found, moved = _references(value, root=False)
-                refs += found
-                nested_id = nested_id or moved
+                found += _references(value, base, specification)
     elif isinstance(node, list):
         for item in node:
-            found, moved = _references(item, root=False)
-            refs += found
-            nested_id = nested_id or moved
-    return refs, nested_id
+            found += _references(item, base, specification)
+    return found
 
 
-def _check_references(task_identifier: str, schema: Mapping[str, Any], cls: Any) -> None:
-    """Refuse a schema whose ``$ref`` points nowhere (validation would fail on every enqueue).
+def _check_references(
+    task_identifier: str,
+    schema: Mapping[str, Any],
+    cls: Any,
+    registry: referencing.Registry[Any],
+) -> None:
+    """Refuse a schema with a reference that does not resolve within the document.
 
-    References resolve within the schema document only; nothing is fetched.
+    Such a schema would fail on every enqueue (nothing is ever fetched, see
+    :func:`_local_registry`), so it is refused when it is registered.
     """
-    refs, nested_id = _references(schema)
-    if not refs or nested_id:
-        return
     specification = referencing.jsonschema.specification_with(cls.META_SCHEMA["$schema"])
     resource = specification.create_resource(dict(schema))
-    base = resource.id() or "urn:queuekit:payload-schema"
-    resolver = referencing.Registry().with_resource(base, resource).resolver(base_uri=base)
-    for ref in refs:
+    root = resource.id() or "urn:queuekit:payload-schema"
+    crawled = registry.with_resource(root, resource).crawl()
+    for base, ref in _references(schema, root, specification):
         try:
-            resolver.lookup(ref)
+            crawled.resolver(base_uri=base).lookup(ref)
         except referencing.exceptions.Unresolvable:
             raise InvalidSchemaError(
                 f"schema for {task_identifier!r} refers to {ref!r}, which it does not contain; "
-                "put referenced schemas under $defs in the same document"
+                "nothing is fetched, so put referenced schemas under $defs in the same document"
             ) from None
 
 
