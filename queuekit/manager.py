@@ -28,11 +28,13 @@ from queuekit.errors import (
 )
 from queuekit.repository import FinishedJob, Outcome, Repository
 from queuekit.session import (
+    Confirm,
     SessionLike,
     Transactions,
     caller_connection,
     check_session,
     on_transaction_end,
+    result_stands,
 )
 from queuekit.types import (
     HISTORY_STATUSES,
@@ -121,8 +123,18 @@ class JobManager:
             check_server_version(conn)
             migrations.check(conn, schema=self.schema)
 
-    def _run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        return self.transactions.run(session, work)
+    def _run(
+        self,
+        session: SessionLike,
+        work: Callable[[Connection], T],
+        *,
+        confirm: Confirm[T] | None = None,
+    ) -> T:
+        return self.transactions.run(session, work, confirm=confirm)
+
+    def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
+        """Run work that writes nothing (a lost COMMIT cannot matter to it)."""
+        return self.transactions.run(session, work, confirm=result_stands)
 
     # -- enqueue ----------------------------------------------------------------
 
@@ -157,7 +169,7 @@ class JobManager:
     ) -> TaskIdentifier | None:
         """One task identifier with its schema, or None."""
         identifier = check_required_name(task_identifier, name="task_identifier")
-        return self._run(session, lambda conn: self.repository.get_task(conn, identifier))
+        return self._read(session, lambda conn: self.repository.get_task(conn, identifier))
 
     def add_job(
         self,
@@ -208,7 +220,10 @@ class JobManager:
             added = self.repository.add_jobs(conn, new_jobs)
             return added
 
-        return self._run(session, work)
+        ids = [new_job.id for new_job in new_jobs]
+        return self._run(
+            session, work, confirm=lambda conn, _: self.repository.any_job_saved(conn, ids)
+        )
 
     def prepare_enqueue(self, conn: Connection, new_jobs: Sequence[NewJob]) -> None:
         """Checks that need the database but write nothing: schemas and rate-limit keys."""
@@ -268,6 +283,7 @@ class JobManager:
                 batch_size=size,
                 retention_ms=retention_ms,
             ),
+            confirm=self.repository.claim_saved,
         )
 
     def finish_jobs(
@@ -537,14 +553,14 @@ class JobManager:
     def get_rate_limit(self, key: str, *, session: SessionLike = None) -> RateLimit | None:
         """One bucket, or None."""
         name = check_required_name(key, name="key")
-        return self._run(session, lambda conn: self.repository.get_rate_limit(conn, name))
+        return self._read(session, lambda conn: self.repository.get_rate_limit(conn, name))
 
     # -- reading --------------------------------------------------------------------------
 
     def get_job(self, job_id: uuid.UUID, *, session: SessionLike = None) -> Job | None:
         """One job, or None (completed jobs are gone: see ``job_history``)."""
         ids = _check_ids([job_id])
-        return self._run(session, lambda conn: self.repository.get_job(conn, ids[0]))
+        return self._read(session, lambda conn: self.repository.get_job(conn, ids[0]))
 
     def list_jobs(
         self,
@@ -561,7 +577,7 @@ class JobManager:
         task = check_name(task_identifier, name="task_identifier", optional=True)
         queue = check_name(queue_name, name="queue_name", optional=True)
         size = check_int(limit, name="limit", minimum=0)
-        return self._run(
+        return self._read(
             session,
             lambda conn: self.repository.list_jobs(
                 conn, status=status, task_identifier=task, queue_name=queue, limit=size
@@ -571,7 +587,7 @@ class JobManager:
     def job_history(self, job_id: uuid.UUID, *, session: SessionLike = None) -> list[HistoryRecord]:
         """Every attempt of a job, newest first."""
         ids = _check_ids([job_id])
-        return self._run(session, lambda conn: self.repository.job_history(conn, ids[0]))
+        return self._read(session, lambda conn: self.repository.job_history(conn, ids[0]))
 
     def query_history(
         self,
@@ -592,7 +608,7 @@ class JobManager:
             raise InvalidArgumentError(f"status must be one of {', '.join(HISTORY_STATUSES)}")
         task = check_name(task_identifier, name="task_identifier", optional=True)
         size = check_int(limit, name="limit", minimum=0)
-        return self._run(
+        return self._read(
             session,
             lambda conn: self.repository.query_history(
                 conn, from_time=start, to_time=end, task_identifier=task, status=status, limit=size
@@ -601,15 +617,15 @@ class JobManager:
 
     def list_queues(self, *, session: SessionLike = None) -> list[JobQueue]:
         """Every named queue with its lock and job count."""
-        return self._run(session, self.repository.list_queues)
+        return self._read(session, self.repository.list_queues)
 
     def stats(self, *, session: SessionLike = None) -> QueueStats:
         """Counts by status, task and queue, and the oldest available job's age."""
-        return self._run(session, self.repository.stats)
+        return self._read(session, self.repository.stats)
 
     def now(self, *, session: SessionLike = None) -> datetime:
         """The database clock, which every queue decision uses."""
-        return self._run(session, self.repository.now)
+        return self._read(session, self.repository.now)
 
 
 def _check_ids(job_ids: object) -> list[uuid.UUID]:

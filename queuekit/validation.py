@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from queuekit.errors import (
     JobKeyError,
     PayloadValidationError,
 )
+from queuekit.ids import uuid7
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
 
@@ -135,8 +137,14 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class NewJob:
-    """A job request whose arguments were checked; ``payload`` is plain JSON."""
+    """A job request whose arguments were checked; ``payload`` is plain JSON.
 
+    ``id`` is made here, once per request, so that retrying an enqueue whose
+    COMMIT was lost inserts the same ids, and the data can tell whether the
+    first try was saved.
+    """
+
+    id: uuid.UUID
     task_identifier: str
     payload: dict[str, Any]
     queue_name: str | None
@@ -167,6 +175,7 @@ def check_job_spec(spec: JobSpec) -> NewJob:
     elif job_key is not None:
         mode = "replace"
     return NewJob(
+        id=uuid7(),
         task_identifier=task_identifier,
         payload=payload_json(task_identifier, spec.payload),
         queue_name=check_name(spec.queue_name, name="queue_name", optional=True),
