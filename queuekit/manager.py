@@ -26,6 +26,7 @@ from queuekit.errors import (
     UnknownRateLimitError,
     translate_db_errors,
 )
+from queuekit.learning import Learned, Lessons
 from queuekit.repository import FinishedJob, Outcome, Repository
 from queuekit.session import (
     Confirm,
@@ -101,6 +102,7 @@ class JobManager:
         self.transactions = Transactions(bind, self.dialect.begin_transaction)
         self.schemas = SchemaCache(parse_duration(schema_cache_ttl).total_seconds())
         self._known_rate_limits: set[str] = set()
+        self.lessons = Lessons(self._committed)
         self._lock = threading.Lock()
         if check_schema:
             self.check_database()
@@ -231,6 +233,8 @@ class JobManager:
             validators = self.schemas.validators_for(
                 {j.task_identifier for j in new_jobs},
                 lambda ids: self.repository.fetch_schemas(conn, ids),
+                lambda: self.lessons.learning(conn).schemas,
+                self.lessons.so_far(conn),
             )
             for new_job in new_jobs:
                 validator = validators.get(new_job.task_identifier)
@@ -241,16 +245,25 @@ class JobManager:
                     raise PayloadValidationError(new_job.task_identifier, errors, new_job.payload)
         keys = {j.rate_limit_key for j in new_jobs if j.rate_limit_key is not None}
         unknown = keys - self._known_rate_limits
+        learned = self.lessons.so_far(conn) if unknown else None
+        if learned is not None:
+            unknown -= learned.rate_limit_keys
         if unknown:
             found = self.repository.known_rate_limit_keys(conn, sorted(unknown))
-            with self._lock:
-                self._known_rate_limits |= found
+            if found:
+                self.lessons.learning(conn).rate_limit_keys.update(found)
             missing = sorted(unknown - found)
             if missing:
                 raise UnknownRateLimitError(
                     f"unknown rate_limit_key {missing[0]!r}: register it first with "
                     "register_rate_limit(key, capacity, interval)"
                 )
+
+    def _committed(self, learned: Learned) -> None:
+        """Keep what a committed transaction taught."""
+        with self._lock:
+            self._known_rate_limits |= learned.rate_limit_keys
+        self.schemas.keep(learned.schemas)
 
     # -- worker surface -----------------------------------------------------------
 

@@ -63,6 +63,40 @@ def on_transaction_end(session: Session | Connection, callback: Callable[[], Non
         event.listen(session, "rollback", once, once=True)
 
 
+def after_transaction(
+    conn: Connection,
+    *,
+    committed: Callable[[], None] | None = None,
+    rolled_back: Callable[[], None] | None = None,
+) -> None:
+    """Call ``committed`` when ``conn``'s transaction commits, else ``rolled_back``.
+
+    How in-process caches learn only from committed data: a fact read or
+    written in a transaction is remembered when it commits, and dropped when
+    it, or any savepoint within it, rolls back (dropping is always safe; the
+    fact is read again). Only the first of these events counts.
+    """
+    done = False
+
+    def on_commit(*_: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if committed is not None:
+                committed()
+
+    def on_rollback(*_: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if rolled_back is not None:
+                rolled_back()
+
+    event.listen(conn, "commit", on_commit, once=True)
+    event.listen(conn, "rollback", on_rollback, once=True)
+    event.listen(conn, "rollback_savepoint", on_rollback, once=True)
+
+
 #: Tells, in a new transaction, whether the transaction that produced a result committed.
 Confirm = Callable[[Connection, T], bool]
 

@@ -28,6 +28,7 @@ from queuekit.errors import (
     PayloadValidationError,
 )
 from queuekit.ids import uuid7
+from queuekit.learning import Learned
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
 
@@ -326,8 +327,15 @@ class SchemaCache:
         self,
         identifiers: Iterable[str],
         fetch: Callable[[Sequence[str]], Mapping[str, SchemaRow]],
+        learning: Callable[[], dict[str, Any]],
+        learned: Learned | None = None,
     ) -> dict[str, Validator | None]:
-        """Validators for each identifier, fetching the stale or unknown ones in one call."""
+        """Validators for each identifier, fetching the stale or unknown ones in one call.
+
+        What the current transaction fetched goes to ``learning()`` (its
+        facts, see :mod:`queuekit.learning`), which :meth:`keep` receives once
+        it commits; ``learned`` holds what it fetched before.
+        """
         wanted = set(identifiers)
         now = time.monotonic()
         result: dict[str, Validator | None] = {}
@@ -340,26 +348,36 @@ class SchemaCache:
                     and now - entry.fetched_at < self._ttl
                 ):
                     result[identifier] = entry.validator
+        if learned is not None:
+            for identifier in wanted - result.keys():
+                if identifier in learned.schemas and identifier not in self._pending:
+                    result[identifier] = learned.schemas[identifier].validator
         missing = sorted(wanted - result.keys())
         if missing:
             rows = fetch(missing)
+            fetched = learning()
             for identifier in missing:
                 version, schema = rows.get(identifier, (0, None))
-                result[identifier] = self._compiled(identifier, version, schema, now)
+                entry = _CachedSchema(version, self._compiled(identifier, version, schema), now)
+                result[identifier] = entry.validator
+                fetched[identifier] = entry
         return result
 
     def _compiled(
-        self, identifier: str, version: int, schema: dict[str, Any] | None, now: float
+        self, identifier: str, version: int, schema: dict[str, Any] | None
     ) -> Validator | None:
         with self._lock:
             entry = self._entries.get(identifier)
             if entry is not None and entry.version == version:
-                validator = entry.validator
-            else:
-                validator = None if schema is None else compile_schema(identifier, schema)
-            if identifier not in self._pending:
-                self._entries[identifier] = _CachedSchema(version, validator, now)
-            return validator
+                return entry.validator
+        return None if schema is None else compile_schema(identifier, schema)
+
+    def keep(self, fetched: Mapping[str, _CachedSchema]) -> None:
+        """Cache validators read in a transaction that committed (unless a change is pending)."""
+        with self._lock:
+            for identifier, entry in fetched.items():
+                if identifier not in self._pending:
+                    self._entries[identifier] = entry
 
     def store(self, identifier: str, version: int, validator: Validator | None) -> None:
         """Remember a committed schema."""
