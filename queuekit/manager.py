@@ -99,7 +99,9 @@ class JobManager:
         self.dialect = support_for(bind.dialect)
         self.dialect.prepare_engine(bind)
         self.repository = Repository(self.dialect, schema=schema)
-        self.transactions = Transactions(bind, self.dialect.begin_transaction)
+        self.transactions = Transactions(
+            bind, self.dialect.begin_transaction, self.dialect.check_own_transaction
+        )
         self.schemas = SchemaCache(parse_duration(schema_cache_ttl).total_seconds())
         self._known_rate_limits: set[str] = set()
         self.lessons = Lessons(self._committed)

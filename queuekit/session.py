@@ -126,9 +126,15 @@ class Transactions:
     raised, never a blind retry that could do the work twice.
     """
 
-    def __init__(self, engine: Engine, on_begin: Callable[[Connection], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_begin: Callable[[Connection], None],
+        check: Callable[[Engine], None] = lambda _: None,
+    ) -> None:
         self.engine = engine
         self.on_begin = on_begin
+        self.check = check
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -149,6 +155,7 @@ class Transactions:
         with translate_db_errors():
             if session is not None:
                 return work(caller_connection(session))
+            self.check(self.engine)
             for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
                 try:
                     return self._once(work, confirm)

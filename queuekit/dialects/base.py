@@ -52,6 +52,9 @@ class DialectSupport:
     def prepare_engine(self, engine: Engine) -> None:
         """Apply per-connection set-up the queue relies on (called once per engine)."""
 
+    def check_own_transaction(self, engine: Engine) -> None:
+        """Refuse, before it begins, an own transaction that could never get its locks."""
+
     def now(self) -> ColumnElement[datetime]:
         """The database server's current time, as stored in UTCDateTime columns."""
         raise NotImplementedError
