@@ -312,6 +312,7 @@ class JobManager:
         return self._run(
             session,
             lambda conn: self.repository.finish_jobs(conn, worker, outcomes, self.retry),
+            confirm=self.repository.outcomes_saved,
         )
 
     def complete_jobs(

@@ -132,3 +132,18 @@ def test_reads_return_their_result_after_a_lost_commit(
     job = proxied.add_job("mail", {})
     proxy.cut_next_commit(landed=True)
     assert [j.id for j in proxied.list_jobs()] == [job.id]
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "lost"])
+def test_complete_jobs_reports_what_it_completed(
+    engine: sa.Engine, proxy: CommitCuttingProxy, proxied: JobManager, landed: bool
+) -> None:
+    proxied.add_job("mail", {})
+    claimed = proxied.get_jobs(WORKER)
+    proxy.cut_next_commit(landed=landed)
+    assert [job.id for job in proxied.complete_jobs(WORKER, claimed, 5)] == [claimed[0].id]
+    assert proxy.cuts == 1
+    assert job_rows(engine) == []
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.select(job_history.c.status)).scalars().all()
+    assert statuses == ["completed"]
