@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import uuid
@@ -40,17 +41,27 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 _threads = threading.local()
+#: An open transaction of this thread: the asyncio task that began it (None
+#: outside an event loop), and None when it holds the write lock from BEGIN,
+#: else the connection's change count at BEGIN (it holds the lock once it wrote).
+_Opened = tuple[int | None, int | None]
 
 
-def _open_here() -> weakref.WeakKeyDictionary[Connection, int | None]:
-    """This thread's open transactions on SQLite engines: write lock from BEGIN (None),
-    or the connection's change count when it began (it holds the lock once it wrote)."""
-    found: weakref.WeakKeyDictionary[Connection, int | None] | None = getattr(
-        _threads, "open", None
-    )
+def _open_here() -> weakref.WeakKeyDictionary[Connection, _Opened]:
+    """This thread's open transactions on SQLite engines."""
+    found: weakref.WeakKeyDictionary[Connection, _Opened] | None = getattr(_threads, "open", None)
     if found is None:
         found = _threads.open = weakref.WeakKeyDictionary()
     return found
+
+
+def _current_task() -> int | None:
+    """The asyncio task running now: coroutines of one loop share its thread but not its waits."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop runs in this thread
+        return None
+    return None if task is None else id(task)
 
 
 def _total_changes(connection: Connection) -> int | None:
@@ -103,7 +114,7 @@ class SQLiteSupport(OnConflictSupport):
             ):
                 return
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-            _open_here()[connection] = None  # holds the write lock from BEGIN
+            _open_here()[connection] = (_current_task(), None)  # locked from BEGIN
 
         @event.listens_for(engine, "commit")
         @event.listens_for(engine, "rollback")
@@ -114,11 +125,14 @@ class SQLiteSupport(OnConflictSupport):
         # SQLite has one writer. A transaction of this thread that holds the
         # write lock would make queuekit's own transaction wait for it until
         # the busy timeout and then fail, every time: the thread waits for itself.
+        # Other coroutines of the same thread hold their locks independently:
+        # waiting for them is fine (aiosqlite waits off the event loop).
         database = engine.url.database
-        for connection, changes in list(_open_here().items()):
+        task = _current_task()
+        for connection, (opener, changes) in list(_open_here().items()):
             if connection.closed or not connection.in_transaction():
                 continue
-            if connection.engine.url.database != database:
+            if opener != task or connection.engine.url.database != database:
                 continue
             if changes is None or _total_changes(connection) != changes:
                 raise InvalidArgumentError(
