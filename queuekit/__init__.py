@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from queuekit.cron import CronJob
 from queuekit.errors import (
+    CommitUnknownError,
     DatabaseError,
     InvalidArgumentError,
     InvalidSchemaError,
@@ -64,6 +65,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AsyncJobManager",
+    "CommitUnknownError",
     "CronJob",
     "DatabaseError",
     "Event",

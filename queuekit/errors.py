@@ -71,12 +71,26 @@ class TransientDatabaseError(DatabaseError):
     """A deadlock, serialization failure or lost connection: retrying may succeed."""
 
 
-_TRANSIENT_MARKERS = (
+class CommitUnknownError(DatabaseError):
+    """The connection was lost while COMMIT was in flight: the work may or may not be saved.
+
+    Raised only for queuekit's own transactions (``session=None``), and only
+    where queuekit cannot find out by itself which way it went (an enqueue
+    and a claim check, and then return or retry safely). Look at the data
+    before repeating the call: repeating it blindly may do the work twice.
+    """
+
+
+#: Errors the server reports when it rolled the transaction back (retrying is safe).
+_ROLLED_BACK_MARKERS = (
     "deadlock",
     "could not serialize",
     "serialization failure",
     "lock wait timeout",
     "database is locked",
+)
+#: Errors of a lost connection: the server may or may not have done what was sent.
+_CONNECTION_MARKERS = (
     "server closed the connection",
     "connection refused",
     "lost connection",
@@ -87,12 +101,18 @@ _TRANSIENT_MARKERS = (
 )
 
 
-def is_transient(error: BaseException) -> bool:
-    """Tell whether a driver error is worth retrying in a new transaction."""
+def is_connection_lost(error: BaseException) -> bool:
+    """Whether a driver error means the connection to the server was lost."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     text = str(error).lower()
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
+    return any(marker in text for marker in _CONNECTION_MARKERS)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a driver error is worth retrying in a new transaction."""
+    text = str(error).lower()
+    return is_connection_lost(error) or any(marker in text for marker in _ROLLED_BACK_MARKERS)
 
 
 @contextmanager

@@ -27,13 +27,16 @@ from queuekit.errors import (
     UnknownRateLimitError,
     translate_db_errors,
 )
+from queuekit.learning import Learned, Lessons
 from queuekit.repository import FinishedJob, Outcome, Repository
 from queuekit.session import (
+    Confirm,
     SessionLike,
     Transactions,
     caller_connection,
     check_session,
     on_transaction_end,
+    result_stands,
 )
 from queuekit.types import (
     HISTORY_STATUSES,
@@ -101,9 +104,12 @@ class JobManager(Control):
         self.dialect = support_for(bind.dialect)
         self.dialect.prepare_engine(bind)
         self.repository = Repository(self.dialect, schema=schema)
-        self.transactions = Transactions(bind, self.dialect.begin_transaction)
+        self.transactions = Transactions(
+            bind, self.dialect.begin_transaction, self.dialect.check_own_transaction
+        )
         self.schemas = SchemaCache(parse_duration(schema_cache_ttl).total_seconds())
         self._known_rate_limits: set[str] = set()
+        self.lessons = Lessons(self._committed)
         self._lock = threading.Lock()
         if check_schema:
             self.check_database()
@@ -126,8 +132,18 @@ class JobManager(Control):
             check_server_version(conn)
             migrations.check(conn, schema=self.schema)
 
-    def _run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        return self.transactions.run(session, work)
+    def _run(
+        self,
+        session: SessionLike,
+        work: Callable[[Connection], T],
+        *,
+        confirm: Confirm[T] | None = None,
+    ) -> T:
+        return self.transactions.run(session, work, confirm=confirm)
+
+    def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
+        """Run work that writes nothing (a lost COMMIT cannot matter to it)."""
+        return self.transactions.run(session, work, confirm=result_stands)
 
     # -- enqueue ----------------------------------------------------------------
 
@@ -162,7 +178,7 @@ class JobManager(Control):
     ) -> TaskIdentifier | None:
         """One task identifier with its schema, or None."""
         identifier = check_required_name(task_identifier, name="task_identifier")
-        return self._run(session, lambda conn: self.repository.get_task(conn, identifier))
+        return self._read(session, lambda conn: self.repository.get_task(conn, identifier))
 
     def add_job(
         self,
@@ -213,7 +229,10 @@ class JobManager(Control):
             added = self.repository.add_jobs(conn, new_jobs)
             return added
 
-        return self._run(session, work)
+        ids = [new_job.id for new_job in new_jobs]
+        return self._run(
+            session, work, confirm=lambda conn, _: self.repository.any_job_saved(conn, ids)
+        )
 
     def prepare_enqueue(self, conn: Connection, new_jobs: Sequence[NewJob]) -> None:
         """Checks that need the database but write nothing: schemas and rate-limit keys."""
@@ -221,6 +240,8 @@ class JobManager(Control):
             validators = self.schemas.validators_for(
                 {j.task_identifier for j in new_jobs},
                 lambda ids: self.repository.fetch_schemas(conn, ids),
+                lambda: self.lessons.learning(conn).schemas,
+                self.lessons.so_far(conn),
             )
             for new_job in new_jobs:
                 validator = validators.get(new_job.task_identifier)
@@ -231,16 +252,25 @@ class JobManager(Control):
                     raise PayloadValidationError(new_job.task_identifier, errors, new_job.payload)
         keys = {j.rate_limit_key for j in new_jobs if j.rate_limit_key is not None}
         unknown = keys - self._known_rate_limits
+        learned = self.lessons.so_far(conn) if unknown else None
+        if learned is not None:
+            unknown -= learned.rate_limit_keys
         if unknown:
             found = self.repository.known_rate_limit_keys(conn, sorted(unknown))
-            with self._lock:
-                self._known_rate_limits |= found
+            if found:
+                self.lessons.learning(conn).rate_limit_keys.update(found)
             missing = sorted(unknown - found)
             if missing:
                 raise UnknownRateLimitError(
                     f"unknown rate_limit_key {missing[0]!r}: register it first with "
                     "register_rate_limit(key, capacity, interval)"
                 )
+
+    def _committed(self, learned: Learned) -> None:
+        """Keep what a committed transaction taught."""
+        with self._lock:
+            self._known_rate_limits |= learned.rate_limit_keys
+        self.schemas.keep(learned.schemas)
 
     # -- worker surface -----------------------------------------------------------
 
@@ -273,6 +303,7 @@ class JobManager(Control):
                 batch_size=size,
                 retention_ms=retention_ms,
             ),
+            confirm=self.repository.claim_saved,
         )
 
     def finish_jobs(
@@ -286,6 +317,7 @@ class JobManager(Control):
         return self._run(
             session,
             lambda conn: self.repository.finish_jobs(conn, worker, outcomes, self.retry),
+            confirm=self.repository.outcomes_saved,
         )
 
     def complete_jobs(
@@ -551,14 +583,14 @@ class JobManager(Control):
     def get_rate_limit(self, key: str, *, session: SessionLike = None) -> RateLimit | None:
         """One bucket, or None."""
         name = check_required_name(key, name="key")
-        return self._run(session, lambda conn: self.repository.get_rate_limit(conn, name))
+        return self._read(session, lambda conn: self.repository.get_rate_limit(conn, name))
 
     # -- reading --------------------------------------------------------------------------
 
     def get_job(self, job_id: uuid.UUID, *, session: SessionLike = None) -> Job | None:
         """One job, or None (completed jobs are gone: see ``job_history``)."""
         ids = check_job_ids([job_id])
-        return self._run(session, lambda conn: self.repository.get_job(conn, ids[0]))
+        return self._read(session, lambda conn: self.repository.get_job(conn, ids[0]))
 
     def list_jobs(
         self,
@@ -575,7 +607,7 @@ class JobManager(Control):
         task = check_name(task_identifier, name="task_identifier", optional=True)
         queue = check_name(queue_name, name="queue_name", optional=True)
         size = check_int(limit, name="limit", minimum=0)
-        return self._run(
+        return self._read(
             session,
             lambda conn: self.repository.list_jobs(
                 conn, status=status, task_identifier=task, queue_name=queue, limit=size
@@ -585,7 +617,7 @@ class JobManager(Control):
     def job_history(self, job_id: uuid.UUID, *, session: SessionLike = None) -> list[HistoryRecord]:
         """Every attempt of a job, newest first."""
         ids = check_job_ids([job_id])
-        return self._run(session, lambda conn: self.repository.job_history(conn, ids[0]))
+        return self._read(session, lambda conn: self.repository.job_history(conn, ids[0]))
 
     def query_history(
         self,
@@ -606,7 +638,7 @@ class JobManager(Control):
             raise InvalidArgumentError(f"status must be one of {', '.join(HISTORY_STATUSES)}")
         task = check_name(task_identifier, name="task_identifier", optional=True)
         size = check_int(limit, name="limit", minimum=0)
-        return self._run(
+        return self._read(
             session,
             lambda conn: self.repository.query_history(
                 conn, from_time=start, to_time=end, task_identifier=task, status=status, limit=size
@@ -615,15 +647,15 @@ class JobManager(Control):
 
     def list_queues(self, *, session: SessionLike = None) -> list[JobQueue]:
         """Every named queue with its lock and job count."""
-        return self._run(session, self.repository.list_queues)
+        return self._read(session, self.repository.list_queues)
 
     def stats(self, *, session: SessionLike = None) -> QueueStats:
         """Counts by status, task and queue, and the oldest available job's age."""
-        return self._run(session, self.repository.stats)
+        return self._read(session, self.repository.stats)
 
     def now(self, *, session: SessionLike = None) -> datetime:
         """The database clock, which every queue decision uses."""
-        return self._run(session, self.repository.now)
+        return self._read(session, self.repository.now)
 
 
 def _check_jobs(jobs: object) -> list[Job]:

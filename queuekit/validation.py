@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import referencing
 import referencing.exceptions
@@ -26,6 +27,8 @@ from queuekit.errors import (
     JobKeyError,
     PayloadValidationError,
 )
+from queuekit.ids import uuid7
+from queuekit.learning import Learned
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
 
@@ -153,8 +156,14 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class NewJob:
-    """A job request whose arguments were checked; ``payload`` is plain JSON."""
+    """A job request whose arguments were checked; ``payload`` is plain JSON.
 
+    ``id`` is made here, once per request, so that retrying an enqueue whose
+    COMMIT was lost inserts the same ids, and the data can tell whether the
+    first try was saved.
+    """
+
+    id: uuid.UUID
     task_identifier: str
     payload: dict[str, Any]
     queue_name: str | None
@@ -185,6 +194,7 @@ def check_job_spec(spec: JobSpec) -> NewJob:
     elif job_key is not None:
         mode = "replace"
     return NewJob(
+        id=uuid7(),
         task_identifier=task_identifier,
         payload=payload_json(task_identifier, spec.payload),
         queue_name=check_name(spec.queue_name, name="queue_name", optional=True),
@@ -218,56 +228,80 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} is not a valid JSON Schema: {error.message}"
         ) from None
-    _check_references(task_identifier, schema, cls)
-    validator: Validator = cls(dict(schema))
+    registry = _local_registry()
+    _check_references(task_identifier, schema, cls, registry)
+    validator: Validator = cls(dict(schema), registry=registry)
     return validator
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource[Any]:
+    """Never fetch a referenced document: validation touches no network and no file."""
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+def _local_registry() -> referencing.Registry[Any]:
+    """A registry that knows only what a schema document itself contains.
+
+    jsonschema's default registry downloads unknown ``$ref`` URLs (with no
+    timeout), so a stored schema could make every enqueue hang on a remote
+    server; this one raises instead.
+    """
+    # referencing's classes are attrs classes, whose fields mypy cannot see.
+    return referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
 #: Keywords whose values are data, not subschemas: a "$ref" inside them is no reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+#: Keywords that refer to another (sub)schema by URI.
+_REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 
 
-def _references(node: object, *, root: bool = True) -> tuple[list[str], bool]:
-    """Every ``$ref`` in a schema, and whether a nested ``$id`` moves their base."""
-    refs: list[str] = []
-    nested_id = False
+def _references(
+    node: object, base: str, specification: referencing.Specification[Any]
+) -> list[tuple[str, str]]:
+    """Every reference in a schema, with the base URI it resolves against.
+
+    A nested ``$id`` moves the base for everything below it, as it does for
+    the validator.
+    """
+    found: list[tuple[str, str]] = []
     if isinstance(node, Mapping):
+        identifier = specification.id_of(node)
+        if isinstance(identifier, str):
+            base = urljoin(base, identifier)
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                refs.append(value)
-            elif key == "$id" and not root:
-                nested_id = True
+            if key in _REFERENCE_KEYWORDS and isinstance(value, str):
+                found.append((base, value))
             elif key not in _DATA_KEYWORDS:
-                found, moved = _references(value, root=False)
-                refs += found
-                nested_id = nested_id or moved
+                found += _references(value, base, specification)
     elif isinstance(node, list):
         for item in node:
-            found, moved = _references(item, root=False)
-            refs += found
-            nested_id = nested_id or moved
-    return refs, nested_id
+            found += _references(item, base, specification)
+    return found
 
 
-def _check_references(task_identifier: str, schema: Mapping[str, Any], cls: Any) -> None:
-    """Refuse a schema whose ``$ref`` points nowhere (validation would fail on every enqueue).
+def _check_references(
+    task_identifier: str,
+    schema: Mapping[str, Any],
+    cls: Any,
+    registry: referencing.Registry[Any],
+) -> None:
+    """Refuse a schema with a reference that does not resolve within the document.
 
-    References resolve within the schema document only; nothing is fetched.
+    Such a schema would fail on every enqueue (nothing is ever fetched, see
+    :func:`_local_registry`), so it is refused when it is registered.
     """
-    refs, nested_id = _references(schema)
-    if not refs or nested_id:
-        return
     specification = referencing.jsonschema.specification_with(cls.META_SCHEMA["$schema"])
     resource = specification.create_resource(dict(schema))
-    base = resource.id() or "urn:queuekit:payload-schema"
-    resolver = referencing.Registry().with_resource(base, resource).resolver(base_uri=base)
-    for ref in refs:
+    root = resource.id() or "urn:queuekit:payload-schema"
+    crawled = registry.with_resource(root, resource).crawl()
+    for base, ref in _references(schema, root, specification):
         try:
-            resolver.lookup(ref)
+            crawled.resolver(base_uri=base).lookup(ref)
         except referencing.exceptions.Unresolvable:
             raise InvalidSchemaError(
                 f"schema for {task_identifier!r} refers to {ref!r}, which it does not contain; "
-                "put referenced schemas under $defs in the same document"
+                "nothing is fetched, so put referenced schemas under $defs in the same document"
             ) from None
 
 
@@ -311,8 +345,15 @@ class SchemaCache:
         self,
         identifiers: Iterable[str],
         fetch: Callable[[Sequence[str]], Mapping[str, SchemaRow]],
+        learning: Callable[[], dict[str, Any]],
+        learned: Learned | None = None,
     ) -> dict[str, Validator | None]:
-        """Validators for each identifier, fetching the stale or unknown ones in one call."""
+        """Validators for each identifier, fetching the stale or unknown ones in one call.
+
+        What the current transaction fetched goes to ``learning()`` (its
+        facts, see :mod:`queuekit.learning`), which :meth:`keep` receives once
+        it commits; ``learned`` holds what it fetched before.
+        """
         wanted = set(identifiers)
         now = time.monotonic()
         result: dict[str, Validator | None] = {}
@@ -325,26 +366,36 @@ class SchemaCache:
                     and now - entry.fetched_at < self._ttl
                 ):
                     result[identifier] = entry.validator
+        if learned is not None:
+            for identifier in wanted - result.keys():
+                if identifier in learned.schemas and identifier not in self._pending:
+                    result[identifier] = learned.schemas[identifier].validator
         missing = sorted(wanted - result.keys())
         if missing:
             rows = fetch(missing)
+            fetched = learning()
             for identifier in missing:
                 version, schema = rows.get(identifier, (0, None))
-                result[identifier] = self._compiled(identifier, version, schema, now)
+                entry = _CachedSchema(version, self._compiled(identifier, version, schema), now)
+                result[identifier] = entry.validator
+                fetched[identifier] = entry
         return result
 
     def _compiled(
-        self, identifier: str, version: int, schema: dict[str, Any] | None, now: float
+        self, identifier: str, version: int, schema: dict[str, Any] | None
     ) -> Validator | None:
         with self._lock:
             entry = self._entries.get(identifier)
             if entry is not None and entry.version == version:
-                validator = entry.validator
-            else:
-                validator = None if schema is None else compile_schema(identifier, schema)
-            if identifier not in self._pending:
-                self._entries[identifier] = _CachedSchema(version, validator, now)
-            return validator
+                return entry.validator
+        return None if schema is None else compile_schema(identifier, schema)
+
+    def keep(self, fetched: Mapping[str, _CachedSchema]) -> None:
+        """Cache validators read in a transaction that committed (unless a change is pending)."""
+        with self._lock:
+            for identifier, entry in fetched.items():
+                if identifier not in self._pending:
+                    self._entries[identifier] = entry
 
     def store(self, identifier: str, version: int, validator: Validator | None) -> None:
         """Remember a committed schema."""

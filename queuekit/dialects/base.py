@@ -86,6 +86,9 @@ class DialectSupport:
         """
         return {}
 
+    def check_own_transaction(self, engine: Engine) -> None:
+        """Refuse, before it begins, an own transaction that could never get its locks."""
+
     def now(self) -> ColumnElement[datetime]:
         """The database clock every statement reads (see :attr:`clock_offset_ms`)."""
         if self.clock_offset_ms is None:

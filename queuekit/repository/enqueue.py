@@ -14,14 +14,16 @@ from sqlalchemy import (
     Connection,
     bindparam,
     delete,
+    exists,
     func,
+    or_,
     select,
     update,
 )
 
-from queuekit.ids import uuid7
 from queuekit.models import (
     UTCDateTime,
+    job_history,
     jobs,
 )
 from queuekit.repository.base import CHUNK, COPIED_COLUMNS, COPY_THRESHOLD, chunks
@@ -56,9 +58,23 @@ class Enqueue(Reading):
             self._add_keyed(conn, groups, results)
         return [job for job in results if job is not None]
 
+    def any_job_saved(self, conn: Connection, ids: Sequence[uuid.UUID]) -> bool:
+        """Whether any of these job ids was stored: still queued, or with a history row.
+
+        Tells whether an enqueue whose COMMIT was lost landed: its jobs may
+        have been claimed and completed (deleted) since, but not without
+        leaving history.
+        """
+        for part in chunks(list(ids)):
+            queued = exists().where(jobs.c.id.in_(list(part)))
+            ran = exists().where(job_history.c.job_id.in_(list(part)))
+            if self.run(conn, select(or_(queued, ran))).scalar():
+                return True
+        return False
+
     def _new_row(self, new_job: NewJob, *, run_at: datetime | None = None) -> dict[str, Any]:
         return {
-            "id": uuid7(),
+            "id": new_job.id,
             "task_identifier": new_job.task_identifier,
             "payload": new_job.payload,
             "priority": new_job.priority,
