@@ -1,12 +1,12 @@
 """Housekeeping: heartbeats, ``job_timeout``, and the maintenance and cron threads.
 
-The housekeeper thread refreshes the lock of every job this worker holds
-and the worker's own row in ``queuekit_workers`` every
+The housekeeper thread refreshes the lock of every job this worker holds,
+and the worker's own row in ``queuekit_workers``, every
 ``settings.heartbeat_every`` seconds, so lock expiry never takes a live job
-and nobody mistakes the worker for a dead one, and fails attempts that
-overrun ``job_timeout``. Timeouts are
-cooperative for thread tasks: the attempt is failed at once and
-``ctx.cancelled`` set, but the thread stays busy until the task returns.
+and no live worker looks dead; it also fails attempts that overrun
+``job_timeout``. Timeouts are cooperative for thread tasks: the attempt is
+failed at once and ``ctx.cancelled`` set, but the thread stays busy until
+the task returns.
 """
 
 from __future__ import annotations
