@@ -3,9 +3,11 @@
 queuekit's side is a :class:`~queuekit.worker.Worker` in this process
 running ``drain()``: each job is claimed (lock plus a ``started`` history
 row), run, and finished (deleted, its history row closed) in batched
-transactions. The baseline is the bare loop of a queue without history:
-``SELECT id ... ORDER BY priority, run_at, id LIMIT 100 FOR UPDATE SKIP
-LOCKED`` then ``DELETE ... WHERE id IN (...)``, one transaction per batch.
+transactions. It runs twice: once with a plain function as the task (task
+threads), once with an ``async def`` one (the worker's event loop). The
+baseline is the bare loop of a queue without history: ``SELECT id ...
+ORDER BY priority, run_at, id LIMIT 100 FOR UPDATE SKIP LOCKED`` then
+``DELETE ... WHERE id IN (...)``, one transaction per batch.
 Enqueueing the jobs is not timed on either side; the raw loop runs before
 and after the worker and the mean of the two is the baseline.
 """
@@ -13,6 +15,7 @@ and after the worker and the mean of the two is the baseline.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +33,10 @@ TASK = "bench.noop"
 
 def noop(payload: dict[str, Any], ctx: JobContext) -> None:
     """The task: nothing at all, so only the queue's own cost is measured."""
+
+
+async def async_noop(payload: dict[str, Any], ctx: JobContext) -> None:
+    """The same nothing as a coroutine function, run on the worker's event loop."""
 
 
 def drain_raw(raw: RawQueue) -> int:
@@ -56,8 +63,8 @@ def raw_pass(dialect: str, url: str, payloads: list[dict[str, Any]]) -> float:
         raw.close()
 
 
-def queuekit_pass(url: str, payloads: list[dict[str, Any]]) -> float:
-    """Jobs per second of one worker draining ``payloads`` (enqueued first, untimed)."""
+def queuekit_pass(url: str, payloads: list[dict[str, Any]], task: Callable[..., object]) -> float:
+    """Jobs per second of one worker running ``task`` for ``payloads`` (enqueued first, untimed)."""
     engine = sa.create_engine(url)
     try:
         manager = JobManager(engine)
@@ -65,7 +72,7 @@ def queuekit_pass(url: str, payloads: list[dict[str, Any]]) -> float:
             manager.add_jobs([JobSpec(TASK, p) for p in payloads[start : start + 5000]])
         worker = Worker(
             manager,
-            {TASK: noop},
+            {TASK: task},
             concurrency=CONCURRENCY,
             worker_id="bench-worker",
             poll_interval="0.5 seconds",
@@ -84,15 +91,24 @@ def run(dialect: str, url: str) -> list[Measurement]:
     """The raw loop before and after queuekit's worker (their mean is the baseline)."""
     payloads = [{"n": n} for n in range(JOBS)]
     before = raw_pass(dialect, url, payloads)
-    ours = queuekit_pass(url, payloads)
+    threads = queuekit_pass(url, payloads, noop)
+    loop = queuekit_pass(url, payloads, async_noop)
     after = raw_pass(dialect, url, payloads)
+    baseline = (before + after) / 2
     return [
         Measurement(
             f"end to end, {JOBS:,} no-op jobs",
-            ours,
+            threads,
             "jobs/s",
             f"SKIP LOCKED claim+DELETE, batch {RAW_BATCH}",
-            (before + after) / 2,
+            baseline,
             target=0.40 if dialect == "postgresql" else None,
-        )
+        ),
+        Measurement(
+            f"end to end, {JOBS:,} no-op async def jobs",
+            loop,
+            "jobs/s",
+            f"SKIP LOCKED claim+DELETE, batch {RAW_BATCH}",
+            baseline,
+        ),
     ]

@@ -270,8 +270,8 @@ class AsyncJobManager:
 
     async def heartbeat(
         self, worker_id: str, jobs: Sequence[Job], *, session: AsyncSessionLike = None
-    ) -> int:
-        """Keep the locks of running jobs fresh; returns how many are still held."""
+    ) -> list[Job]:
+        """Keep the locks of claimed jobs fresh; returns those still held, in the given order."""
         return await self._call(self.sync_manager.heartbeat, session, worker_id, jobs)
 
     async def release_jobs(

@@ -29,6 +29,7 @@ EVENT_NAMES: tuple[str, ...] = (
     "job/exhausted",
     "job/partial-success",
     "job/timeout",
+    "job/lock-lost",
     "worker/error",
     "cron/fired",
 )

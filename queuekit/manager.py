@@ -342,13 +342,22 @@ class JobManager(Control):
         finished = self.finish_jobs(worker_id, [outcome], session=session)
         return finished[0].job if finished else None
 
-    def heartbeat(self, worker_id: str, jobs: Sequence[Job], *, session: SessionLike = None) -> int:
-        """Keep the locks of running jobs fresh; returns how many are still held."""
+    def heartbeat(
+        self, worker_id: str, jobs: Sequence[Job], *, session: SessionLike = None
+    ) -> list[Job]:
+        """Keep the locks of claimed jobs fresh; returns those still held, in the given order.
+
+        A job left out has lost its lock since it was claimed (failed,
+        unlocked, reset, cancelled or re-claimed): its attempt should stop,
+        and its outcome would be ignored.
+        """
         worker = check_worker_id(worker_id)
-        correlations = [j.correlation_id for j in _check_jobs(jobs) if j.correlation_id]
-        return self._run(
+        claimed = _check_jobs(jobs)
+        correlations = [j.correlation_id for j in claimed if j.correlation_id]
+        held = self._run(
             session, lambda conn: self.repository.heartbeat(conn, worker, correlations)
         )
+        return [job for job in claimed if job.correlation_id in held]
 
     def release_jobs(
         self, worker_id: str, jobs: Sequence[Job], *, session: SessionLike = None

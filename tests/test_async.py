@@ -176,7 +176,7 @@ def test_whole_lifecycle_through_the_async_manager(manager: JobManager, url: str
         released = await queue.add_job("late", {"n": 4})
         claimed = {j.task_identifier: j for j in await queue.get_jobs(WORKER, batch_size=10)}
         assert set(claimed) == {"mail", "sms", "push", "late"}
-        assert await queue.heartbeat(WORKER, list(claimed.values())) == 4
+        assert len(await queue.heartbeat(WORKER, list(claimed.values()))) == 4
         assert [j.id for j in await queue.complete_jobs(WORKER, [claimed["mail"]], 5)] == [done.id]
         (exhausted,) = await queue.fail_jobs(WORKER, [JobError(claimed["sms"], "boom")], 5)
         assert exhausted.id == failing.id and exhausted.status == "exhausted"

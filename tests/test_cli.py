@@ -171,9 +171,11 @@ def test_main_commands_answer_what_the_database_holds(
     }
     assert stats["by_status"] == {"available": 4, "locked": 0, "exhausted": 0}
 
-    # A worker drains what is due: two completions, one exhausting failure.
-    drained = answer(
+    # A worker drains what is due: two completions, one exhausting failure (whose
+    # traceback the worker logs, at ERROR).
+    worked = invoke(
         url,
+        "--json",
         "worker",
         "--tasks",
         "queuekit.demo:TASKS",
@@ -184,6 +186,9 @@ def test_main_commands_answer_what_the_database_holds(
         "--log-level",
         "warning",
     )
+    assert worked.exit_code == 0, (worked.exit_code, worked.stdout, worked.stderr)
+    assert worked.stderr.count("Traceback") == 1 and "CardDeclined" in worked.stderr
+    drained = json.loads(worked.stdout)
     counts = {k: drained["stats"][k] for k in ("claimed", "completed", "failed", "exhausted")}
     assert counts == {"claimed": 3, "completed": 2, "failed": 1, "exhausted": 1}
     assert manager.get_job(uuid.UUID(email["id"])) is None

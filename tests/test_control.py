@@ -81,7 +81,7 @@ def test_cancel_a_running_job_closes_its_attempt_and_frees_its_queue(
     # The worker's late outcome matches no job: nothing is written over the cancel.
     assert manager.complete_jobs(WORKER, [claimed], 5) == []
     assert manager.job_history(first.id)[0].status == "cancelled"
-    assert manager.heartbeat(WORKER, [claimed]) == 0
+    assert manager.heartbeat(WORKER, [claimed]) == []
     # The queue's next job is claimable at once.
     [next_job] = manager.get_jobs("other", batch_size=5)
     assert next_job.id == second.id

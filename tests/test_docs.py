@@ -54,6 +54,7 @@ def test_there_is_documentation() -> None:
         "index.md",
         "getting-started.md",
         "concepts.md",
+        "tasks.md",
         "transactions.md",
         "alembic.md",
         "scaling.md",

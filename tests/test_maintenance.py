@@ -257,7 +257,7 @@ def test_heartbeat_keeps_a_live_lock_from_expiring(manager: JobManager) -> None:
     manager.add_job("mail", {}, max_attempts=3)
     (running,) = claim_all(manager)
     back_date_locks(manager, timedelta(hours=2))
-    assert manager.heartbeat(WORKER, [running]) == 1
+    assert manager.heartbeat(WORKER, [running]) == [running]
     assert manager.reset_locked_jobs(lock_timeout="1 hour") == 0
     assert manager.complete_jobs(WORKER, [running], 1) != []
 

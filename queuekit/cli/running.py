@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import io
-import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +34,7 @@ from queuekit.cli.app import (
     print_json,
     progress_bar,
 )
+from queuekit.cli.logs import LOG_FORMATS, LogFormat, logging_to_stderr
 from queuekit.manager import JobManager
 
 # -- maintenance --------------------------------------------------------------------------
@@ -188,22 +187,6 @@ def load_crontabs(specs: Sequence[str]) -> list[Any]:
     return entries
 
 
-@contextmanager
-def logging_to_stderr(level: str) -> Iterator[None]:
-    """Log queuekit's messages on stderr, one line each, while the block runs."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("queuekit")
-    saved = (root.handlers[:], root.level, root.propagate)
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
-    try:
-        yield
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
-
-
 def stats_table(stats: Any, title: str) -> Table:
     """A WorkerStats as a one-row table."""
     table = Table(title=title)
@@ -249,6 +232,13 @@ def stats_table(stats: Any, title: str) -> Table:
     default="info",
     show_default=True,
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="text: one line per event (colour on a terminal); json: one JSON object per line.",
+)
 @json_option
 def worker(
     task_specs: tuple[str, ...],
@@ -265,6 +255,7 @@ def worker(
     crontab_specs: tuple[str, ...],
     drain: bool,
     log_level: str,
+    log_format: LogFormat,
 ) -> None:
     """Run tasks for queued jobs until SIGINT/SIGTERM (or, with --drain, until none is left)."""
     from queuekit.worker import Worker
@@ -292,7 +283,7 @@ def worker(
         maintenance=not no_maintenance,
         crontabs=crontabs,
     )
-    with logging_to_stderr(log_level):
+    with logging_to_stderr(log_level, log_format):
         if drain:
             drain_worker(state, manager, runner)
         else:
@@ -367,11 +358,13 @@ def demo() -> None:
     quiet = Console(file=io.StringIO()) if state.json else out
     if not state.json:
         out.print(f"queuekit demo on {state.display_url} (migrated to {migrations.head()})")
-    if state.json:
-        result = demo_module.run_demo(manager, quiet, None)
-    else:
-        with progress_bar() as progress:
-            result = demo_module.run_demo(manager, out, progress)
+    # The demo's tables report every outcome; the log keeps only what went wrong.
+    with logging_to_stderr("warning", outcomes=False):
+        if state.json:
+            result = demo_module.run_demo(manager, quiet, None)
+        else:
+            with progress_bar() as progress:
+                result = demo_module.run_demo(manager, out, progress)
     if state.json:
         print_json({k: v for k, v in dataclasses.asdict(result).items() if k != "records"})
         return

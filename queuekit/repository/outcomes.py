@@ -34,16 +34,18 @@ class Outcomes(Claim):
 
     def heartbeat(
         self, conn: Connection, worker_id: str, correlation_ids: Sequence[uuid.UUID]
-    ) -> int:
-        """Refresh the lock time of running jobs so lock expiry never takes them away."""
+    ) -> set[uuid.UUID]:
+        """Refresh the lock time of running jobs; returns the claims still held.
+
+        A claim missing from the answer lost its lock (failed, unlocked,
+        reset, cancelled or re-claimed): its worker must stop the attempt.
+        """
         if not correlation_ids:
-            return 0
-        statement = (
-            update(jobs)
-            .where(jobs.c.correlation_id.in_(list(correlation_ids)), jobs.c.locked_by == worker_id)
-            .values(locked_at=self.dialect.now())
-        )
-        return int(self.run(conn, statement).rowcount)
+            return set()
+        owned = jobs.c.correlation_id.in_(list(correlation_ids)), jobs.c.locked_by == worker_id
+        self.run(conn, update(jobs).where(*owned).values(locked_at=self.dialect.now()))
+        # The rows just refreshed stay locked by this transaction, so this reads exactly them.
+        return {row[0] for row in self.run(conn, select(jobs.c.correlation_id).where(*owned))}
 
     def release_jobs(self, conn: Connection, worker_id: str, claimed: Sequence[Job]) -> list[Job]:
         """Give back claimed jobs that were never run, refunding their attempt.

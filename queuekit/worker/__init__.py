@@ -9,30 +9,49 @@ One :class:`Worker` is a few threads, each with one role, sharing one
   called ``run``/``drain``) claims as many jobs as there are idle task
   slots, plus a small prefetch, and is the only thread that claims or
   releases;
-- :mod:`~queuekit.worker.running` — ``concurrency`` *task threads* run tasks;
+- :mod:`~queuekit.worker.running` — starts attempts in free slots (at most
+  ``concurrency``): plain functions on *task threads* started on demand,
+  coroutine functions on the worker's own *event loop* thread;
 - :mod:`~queuekit.worker.flushing` — the *flusher* writes outcomes in
   batches, one transaction per flush, and keeps them (retrying with
   backoff) while the database is unreachable;
 - :mod:`~queuekit.worker.housekeeping` — the *housekeeper* refreshes the
-  locks of every held job (heartbeats) and enforces ``job_timeout``; plus
+  locks of every held job (heartbeats), stops attempts whose lock was
+  taken away, and enforces ``job_timeout``; plus
   the optional *maintenance* and *cron* threads;
 - :mod:`~queuekit.worker.listening` — on PostgreSQL a *listener* waits on
   LISTEN/NOTIFY and wakes the fetch loop; every dialect also polls every
   ``poll_interval``;
 - :mod:`~queuekit.worker.context` — what a task receives (:class:`JobContext`);
-- :mod:`~queuekit.worker.reporting` — events and the worker's own errors.
+- :mod:`~queuekit.worker.reporting` — events, outcome log lines and the
+  worker's own errors.
 
-Timeouts are cooperative. When a task overruns ``job_timeout`` its attempt
-is failed at once (``job/timeout``, then ``job/failed``) and its
-``ctx.cancelled`` event is set, but Python cannot kill a thread: a task
-that ignores ``ctx.cancelled`` keeps its thread (one fewer slot) until it
-returns, and its late result is discarded. Since the failed job may be
-retried meanwhile, tasks with side effects should check ``ctx.cancelled``.
+Timeouts, shutdown and lost locks set the attempt's ``ctx.cancelled``. An
+async task is also cancelled for real (``asyncio.CancelledError`` inside
+it); a thread cannot be killed, so a thread task that ignores
+``ctx.cancelled`` keeps its thread (one fewer slot) until it returns, and
+its late result is discarded. Since the job may be retried or re-claimed
+meanwhile, tasks with side effects should check ``ctx.cancelled``.
 """
 
 from __future__ import annotations
 
-from queuekit.worker.context import JobContext, JobTimeoutError, ShutdownError, TaskFunction
+from queuekit.worker.context import (
+    AwaitableReturnedError,
+    CancelEvent,
+    JobContext,
+    JobTimeoutError,
+    ShutdownError,
+    TaskFunction,
+)
 from queuekit.worker.lifecycle import Worker
 
-__all__ = ["JobContext", "JobTimeoutError", "ShutdownError", "TaskFunction", "Worker"]
+__all__ = [
+    "AwaitableReturnedError",
+    "CancelEvent",
+    "JobContext",
+    "JobTimeoutError",
+    "ShutdownError",
+    "TaskFunction",
+    "Worker",
+]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from queuekit.errors import QueueKitError
+from queuekit.errors import InvalidArgumentError, QueueKitError
 from queuekit.manager import JobManager
 from queuekit.types import Job, PartialSuccess
 
@@ -23,6 +26,63 @@ class JobTimeoutError(QueueKitError, TimeoutError):
     """The error recorded for an attempt that overran ``job_timeout``."""
 
 
+class AwaitableReturnedError(QueueKitError, TypeError):
+    """The error recorded when a plain (non-``async``) task returns an awaitable.
+
+    Its work never ran, so the attempt fails rather than completing.
+    """
+
+
+class CancelEvent(threading.Event):
+    """``ctx.cancelled``: a :class:`threading.Event` that async tasks can also await.
+
+    Thread tasks call ``is_set()`` or ``wait(timeout)``; async tasks call
+    ``is_set()`` or ``await ctx.cancelled.wait_async(timeout)``, which
+    returns True once the event is set (False if ``timeout`` seconds passed
+    first) without blocking the event loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiters_lock = threading.Lock()
+
+    def set(self) -> None:
+        """Set the event and wake every waiter, threads and coroutines alike."""
+        super().set()
+        with self._waiters_lock:
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """Wait until the event is set; True if it is, False after ``timeout`` seconds."""
+        if self.is_set():
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        entry = (loop, future)
+        with self._waiters_lock:
+            self._waiters.append(entry)
+        try:
+            if self.is_set():  # set between the first check and registering
+                return True
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._waiters_lock:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass
 class JobContext:
     """What a task receives besides its payload.
@@ -31,15 +91,16 @@ class JobContext:
         job: the claimed job (``job.attempts`` counts this attempt).
         worker_id: the id this worker claims under.
         manager: the JobManager, e.g. to enqueue follow-up jobs.
-        cancelled: set when the attempt timed out, the worker is shutting
-            down, or a heartbeat found the lock gone; a long task should
-            check it and stop early.
+        cancelled: a :class:`CancelEvent` set when the attempt timed out,
+            the worker is shutting down, or a heartbeat found the lock
+            gone; a long task should check it and stop early (async tasks
+            can ``await ctx.cancelled.wait_async()``).
     """
 
     job: Job
     worker_id: str
     manager: JobManager
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: CancelEvent = field(default_factory=CancelEvent)
 
     def heartbeat(self) -> bool:
         """Refresh this job's lock now; False (and ``cancelled`` set) if the lock was lost.
@@ -47,10 +108,46 @@ class JobContext:
         The worker already refreshes every held lock periodically; call this
         only from a task that must prove liveness more often.
         """
-        held = self.manager.heartbeat(self.worker_id, [self.job]) > 0
+        held = bool(self.manager.heartbeat(self.worker_id, [self.job]))
         if not held:
             self.cancelled.set()
         return held
+
+
+TaskKind = Literal["sync", "async"]
+
+
+def task_kind(name: str, fn: object) -> TaskKind:
+    """Whether a task runs on a thread or on the event loop; a task that cannot run raises.
+
+    Coroutine functions (and objects whose ``__call__`` is one) run on the
+    worker's event loop; other callables on a thread.
+    """
+    if not callable(fn):
+        raise InvalidArgumentError(
+            f"the task for {name!r} is not callable ({type(fn).__name__}); map the task "
+            "identifier to a function fn(payload, ctx)"
+        )
+    call = type(fn).__call__  # an object whose __call__ is a coroutine function
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(call):
+        raise InvalidArgumentError(
+            f"the task for {name!r} is an async generator function, which the worker cannot "
+            "await; make it an 'async def' that returns instead of yielding"
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call):
+        return "async"
+    return "sync"
+
+
+def awaitable_problem(task_identifier: str, result: object) -> AwaitableReturnedError:
+    """The error for a plain task that returned an awaitable, which is closed unrun."""
+    if inspect.iscoroutine(result):
+        result.close()  # no "never awaited" warning: the error says it all
+    return AwaitableReturnedError(
+        f"task {task_identifier!r} returned an awaitable ({type(result).__name__}) instead of "
+        "running its work, so nothing ran; declare it with 'async def' so the worker awaits it, "
+        "or make it return a plain value"
+    )
 
 
 def recordable(error: BaseException) -> BaseException | str:
@@ -80,10 +177,15 @@ def partial_problem(partial: PartialSuccess) -> str | None:
 
 
 __all__ = [
+    "AwaitableReturnedError",
+    "CancelEvent",
     "JobContext",
     "JobTimeoutError",
     "ShutdownError",
     "TaskFunction",
+    "TaskKind",
+    "awaitable_problem",
     "partial_problem",
     "recordable",
+    "task_kind",
 ]

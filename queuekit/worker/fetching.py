@@ -9,6 +9,7 @@ the worker stops.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from queuekit.types import Job
 from queuekit.worker.reporting import Reporter
@@ -26,9 +27,13 @@ BOOKKEEPING_GRACE = 5.0
 class Fetcher:
     """Claims jobs into ``state.ready`` and gives back those never started."""
 
-    def __init__(self, state: WorkerState, reporter: Reporter) -> None:
+    def __init__(
+        self, state: WorkerState, reporter: Reporter, dispatch: Callable[[], None]
+    ) -> None:
         self.state = state
         self.reporter = reporter
+        #: Starts ready jobs in free slots (called with the lock held).
+        self._dispatch = dispatch
 
     def loop(self) -> None:
         """Claim until the worker stops (or, draining, until nothing is claimable)."""
@@ -133,10 +138,7 @@ class Fetcher:
                 assert job.correlation_id is not None
                 state.held[job.correlation_id] = job
             state.ready.extend(jobs)
-            if len(jobs) == 1:
-                state.work_ready.notify()
-            else:
-                state.work_ready.notify_all()
+            self._dispatch()
         if self.reporter.wants("job/claimed"):
             for job in jobs:
                 self.reporter.emit("job/claimed", state.job_data(job))

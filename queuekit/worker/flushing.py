@@ -149,6 +149,7 @@ class Flusher:
                 if confirmed is not None:
                     applied[pending.outcome.job.correlation_id] = confirmed
         events: list[tuple[str, dict[str, Any]]] = []
+        logged: list[tuple[Outcome, bool]] = []
         wants = self.reporter.wants
         outcome_data = self.reporter.outcome_data
         with state.lock:
@@ -167,6 +168,7 @@ class Flusher:
                         outcome.kind,
                     )
                     continue
+                logged.append((outcome, result.exhausted))
                 if outcome.kind == "completed":
                     stats.completed += 1
                     if wants("job/completed"):
@@ -189,6 +191,8 @@ class Flusher:
             if state.mode == "drain" or any(p.outcome.job.queue_name for p in batch):
                 state.wake = True
                 state.fetch_wake.notify()
+        for outcome, exhausted in logged:
+            self.reporter.log_outcome(outcome, exhausted)
         for name, data in events:
             self.reporter.emit(name, data)
 

@@ -3,10 +3,11 @@
 The housekeeper thread refreshes the lock of every job this worker holds,
 and the worker's own row in ``queuekit_workers``, every
 ``settings.heartbeat_every`` seconds, so lock expiry never takes a live job
-and no live worker looks dead; it also fails attempts that overrun
-``job_timeout``. Timeouts are cooperative for thread tasks: the attempt is
-failed at once and ``ctx.cancelled`` set, but the thread stays busy until
-the task returns.
+and no live worker looks dead. It checks what it refreshed: an attempt whose
+lock was taken away is cancelled and its late outcome dropped
+(``job/lock-lost``). It also fails attempts that overrun ``job_timeout``.
+For thread tasks both are cooperative: the attempt is settled at once and
+``ctx.cancelled`` set, but the thread stays busy until the task returns.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable
 from queuekit.cron import CronFiring, CronScheduler
 from queuekit.errors import QueueKitError
 from queuekit.repository import Outcome
+from queuekit.types import Job
 from queuekit.worker.context import JobTimeoutError
 from queuekit.worker.reporting import Reporter
 from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
@@ -92,16 +94,20 @@ class Housekeeper:
                 next_beat = time.monotonic() + every
 
     def _time_out(self, run: Run) -> None:
-        """Fail an overrunning attempt now; its slot stays busy until the task returns."""
+        """Fail an overrunning attempt now; its slot stays busy until the task returns.
+
+        An async task is cancelled for real; a thread task only sees ``ctx.cancelled``.
+        """
         state = self.state
         job_timeout = state.settings.job_timeout
         run.abandoned = True
-        run.context.cancelled.set()
+        run.cancel(interrupt=True)
         assert run.job.correlation_id is not None
         del state.running[run.job.correlation_id]
         state.stats.timed_out += 1
         error = JobTimeoutError(f"job timed out after {job_timeout}")
-        log.warning(
+        # The failure's own log line follows once it is recorded.
+        log.debug(
             "job %s (%s) timed out after %s", run.job.id, run.job.task_identifier, job_timeout
         )
         state.queue_outcome(
@@ -109,6 +115,7 @@ class Housekeeper:
         )
 
     def _heartbeat(self) -> None:
+        """Refresh every held lock, then stop the attempts whose lock turned out gone."""
         state = self.state
         settings = state.settings
         self.guarded("worker registry", self._touch_registry)
@@ -116,14 +123,56 @@ class Housekeeper:
             jobs = list(state.held.values())
         if not jobs:
             return
+        held: set[object] = set()
         for start in range(0, len(jobs), HEARTBEAT_CHUNK):
+            chunk = jobs[start : start + HEARTBEAT_CHUNK]
             try:
-                settings.manager.heartbeat(
-                    settings.worker_id, jobs[start : start + HEARTBEAT_CHUNK]
-                )
+                still = settings.manager.heartbeat(settings.worker_id, chunk)
             except Exception as error:
                 self.reporter.bookkeeping_error("heartbeat", error)
                 return
+            held.update(job.correlation_id for job in still)
+        lost = [job for job in jobs if job.correlation_id not in held]
+        if lost:
+            self._locks_lost(lost)
+
+    def _locks_lost(self, lost: list[Job]) -> None:
+        """Settle attempts whose lock was taken away; their late outcome is dropped.
+
+        A running attempt is cancelled at once (``ctx.cancelled`` set, an
+        async task cancelled for real) and its slot stays busy until the
+        task returns; a claimed job not started yet is not started. An
+        outcome already queued is left to the flusher, which records only
+        what the worker still owns.
+        """
+        state = self.state
+        gone: list[Job] = []
+        with state.lock:
+            for job in lost:
+                correlation = job.correlation_id
+                assert correlation is not None
+                run = state.running.get(correlation)
+                if run is not None and not run.abandoned:
+                    run.abandoned = True
+                    run.cancel(interrupt=True)
+                    del state.running[correlation]
+                elif job not in state.ready:
+                    continue  # finished meanwhile: its outcome goes to the flusher
+                else:
+                    state.ready.remove(job)
+                state.held.pop(correlation, None)
+                gone.append(job)
+            if gone:
+                state.fetch_wake.notify()
+        for job in gone:
+            log.warning(
+                "job %s (%s) lost its lock (failed, unlocked, reset, cancelled or claimed by "
+                "another worker); its attempt is cancelled and its outcome will not be recorded",
+                job.id,
+                job.task_identifier,
+                extra={**state.job_data(job), "event": "job/lock-lost"},
+            )
+            self.reporter.emit("job/lock-lost", state.job_data(job))
 
     def register(self) -> None:
         """Add this worker to ``queuekit_workers`` (InvalidWorkerIdError: a live one has its id)."""

@@ -20,7 +20,7 @@ from queuekit.repository import Outcome
 from queuekit.signals import stop_signals
 from queuekit.types import WorkerStats
 from queuekit.validation import check_int, check_names, check_worker_id
-from queuekit.worker.context import ShutdownError, TaskFunction
+from queuekit.worker.context import ShutdownError, TaskFunction, task_kind
 from queuekit.worker.fetching import BOOKKEEPING_GRACE, Fetcher
 from queuekit.worker.flushing import Flusher
 from queuekit.worker.housekeeping import Housekeeper
@@ -37,12 +37,14 @@ class Worker:
 
     Args:
         manager: the queue.
-        tasks: task identifier → ``fn(payload, ctx)``. Returning a
-            :class:`~queuekit.PartialSuccess` reports partial success,
-            returning anything else completes the job, raising fails the
-            attempt (retried with the manager's backoff until
-            ``max_attempts``).
-        concurrency: task threads.
+        tasks: task identifier → ``fn(payload, ctx)`` or ``async def
+            fn(payload, ctx)``. Returning a :class:`~queuekit.PartialSuccess`
+            reports partial success, returning anything else completes the
+            job, raising fails the attempt (retried with the manager's
+            backoff until ``max_attempts``). Coroutine functions run on the
+            worker's event loop, other functions on task threads.
+        concurrency: attempts running at once, thread and async tasks
+            together (task threads are started only for thread tasks).
         worker_id: the id claims are made under (unique among live
             workers: starting with the id of a worker seen within three
             heartbeat periods raises :class:`~queuekit.InvalidWorkerIdError`;
@@ -92,11 +94,12 @@ class Worker:
             raise InvalidArgumentError(f"Worker needs a JobManager, not {type(manager).__name__}")
         if not isinstance(tasks, Mapping):
             raise InvalidArgumentError("tasks must be a mapping of task identifier to function")
+        async_tasks: set[str] = set()
         for name, fn in tasks.items():
             if not isinstance(name, str) or not name:
                 raise InvalidArgumentError(f"task identifiers must be non-empty strings: {name!r}")
-            if not callable(fn):
-                raise InvalidArgumentError(f"the task for {name!r} is not callable")
+            if task_kind(name, fn) == "async":
+                async_tasks.add(name)
         concurrency = check_int(concurrency, name="concurrency", minimum=1)
         locks_expire = parse_duration(lock_timeout, name="lock_timeout", allow_zero=False)
         upkeep: Maintenance | None
@@ -111,6 +114,7 @@ class Worker:
         settings = WorkerSettings(
             manager=manager,
             tasks=dict(tasks),
+            async_tasks=frozenset(async_tasks),
             concurrency=concurrency,
             worker_id=check_worker_id(worker_id if worker_id is not None else _default_id()),
             task_identifiers=check_names(task_identifiers, name="task_identifiers"),
@@ -136,8 +140,8 @@ class Worker:
         self._state = WorkerState(settings, self.events)
         self._reporter = Reporter(self._state)
         self._housekeeper = Housekeeper(self._state, self._reporter, crontabs)
-        self._fetcher = Fetcher(self._state, self._reporter)
-        self._runner = Runner(self._state)
+        self._runner = Runner(self._state, self._spawn)
+        self._fetcher = Fetcher(self._state, self._reporter, self._runner.dispatch)
         self._flusher = Flusher(self._state, self._reporter)
         self._listener = Listener(self._state, self._reporter)
         self._thread: threading.Thread | None = None
@@ -252,7 +256,7 @@ class Worker:
                 state.active = False
                 state.finished.set()
             raise
-        self._runner.start(self._spawn)
+        self._runner.start()
         self._spawn(self._flusher.loop, "flusher", state.service_threads)
         self._spawn(self._housekeeper.loop, "housekeeper", state.service_threads)
         if mode == "run":
@@ -309,7 +313,7 @@ class Worker:
             state.ready.clear()
             self._runner.stop_threads()
             for run in state.running.values():
-                run.context.cancelled.set()
+                run.cancel(interrupt=False)  # cooperative until the grace runs out
         state.background_stop.set()
         if unstarted:
             self._fetcher.release(unstarted)
@@ -323,6 +327,7 @@ class Worker:
             for run in survivors:
                 forced = True
                 run.abandoned = True
+                run.cancel(interrupt=True)
                 assert run.job.correlation_id is not None
                 del state.running[run.job.correlation_id]
                 error = ShutdownError(
@@ -343,6 +348,7 @@ class Worker:
         for thread in state.service_threads:
             if thread.name == "queuekit-flusher":
                 thread.join()
+        self._runner.stop_loop()
         with state.lock:
             state.house_exit = True
             state.house_wake.notify_all()

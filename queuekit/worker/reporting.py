@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from queuekit.repository import Outcome
@@ -33,6 +34,51 @@ class Reporter:
             "worker/error",
             {"worker_id": worker_id, "cause": cause, "error": str(error), "exception": error},
         )
+
+    def log_outcome(self, outcome: Outcome, exhausted: bool) -> None:
+        """Write the one log line of a recorded attempt outcome.
+
+        Completions and partial successes at INFO, failures at WARNING and
+        exhaustions at ERROR, both with the task's traceback. The fields are
+        also in the record's attributes (``extra``) for structured handlers:
+        ``task_identifier``, ``job_id``, ``attempt``, ``queue_name``,
+        ``worker_id``, ``duration_ms``, ``outcome``, ``exhausted`` and, for
+        failures, ``error``.
+        """
+        if outcome.kind == "failed":
+            level = logging.ERROR if exhausted else logging.WARNING
+        else:
+            level = logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        job = outcome.job
+        fields = self.state.job_data(job)
+        fields.update(
+            duration_ms=outcome.execution_time_ms, outcome=outcome.kind, exhausted=exhausted
+        )
+        error = outcome.error
+        exc_info = None
+        what = outcome.kind.replace("_", " ")
+        if outcome.kind == "failed":
+            if isinstance(error, BaseException):
+                fields["error"] = str(error) or type(error).__name__
+                exc_info = (type(error), error, error.__traceback__)
+            else:
+                fields["error"] = str(error)
+            what = "failed and is exhausted" if exhausted else "failed"
+        message = "%s job %s attempt %d on %s %s in %d ms"
+        arguments: list[object] = [
+            job.task_identifier,
+            job.id,
+            job.attempts,
+            f"queue {job.queue_name}" if job.queue_name else "no queue",
+            what,
+            outcome.execution_time_ms,
+        ]
+        if "error" in fields:
+            message += ": %s"
+            arguments.append(fields["error"])
+        log.log(level, message, *arguments, exc_info=exc_info, extra=fields)
 
     def outcome_data(self, outcome: Outcome) -> dict[str, Any]:
         """The event fields of a recorded outcome."""

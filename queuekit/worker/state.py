@@ -9,6 +9,7 @@ what a role waits for notifies that role's condition.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -43,6 +44,8 @@ class WorkerSettings:
 
     manager: JobManager
     tasks: Mapping[str, Callable[..., object]]
+    #: Identifiers of the tasks that are coroutine functions (run on the event loop).
+    async_tasks: frozenset[str]
     concurrency: int
     worker_id: str
     task_identifiers: tuple[str, ...] | None
@@ -73,9 +76,22 @@ class Run:
     context: JobContext
     started: float
     deadline: float | None
-    #: Set when the worker has already recorded an outcome (timeout, shutdown)
-    #: for this attempt, so the task's own result is dropped.
+    #: Set when the worker has already settled this attempt (timeout, shutdown,
+    #: lost lock), so the task's own result is dropped.
     abandoned: bool = False
+    #: For an async task: cancels it on the event loop (CancelledError inside it).
+    interrupt: Callable[[], None] | None = None
+    #: For an async task: its asyncio task (touched on the event loop's thread only).
+    aio_task: asyncio.Future[Any] | None = None
+
+    def cancel(self, *, interrupt: bool) -> None:
+        """Set ``ctx.cancelled``; with ``interrupt``, also cancel an async task for real.
+
+        A thread cannot be interrupted: a thread task only sees the event.
+        """
+        self.context.cancelled.set()
+        if interrupt and self.interrupt is not None:
+            self.interrupt()
 
 
 @dataclass
@@ -96,9 +112,16 @@ class WorkerState:
     Every mutable field is read and written with ``lock`` held.
 
     Where a job is, while this worker holds it: ``ready`` (claimed, not
-    started) → ``running`` (a task runs it) → ``pending`` (its outcome waits
-    for the flusher) → gone once recorded. ``held`` maps the claim's
-    correlation id to the job through all three stages, for heartbeats.
+    started) → ``running`` (a task runs it, on a thread or on the event
+    loop) → ``pending`` (its outcome waits for the flusher) → gone once
+    recorded. ``held`` maps the claim's correlation id to the job through
+    all three stages, for heartbeats.
+
+    Slots: ``busy`` counts started attempts whose task has not returned
+    (at most ``concurrency``), whatever their kind. Thread tasks are handed
+    to task threads through ``handoff``; threads are started on demand, one
+    per thread task in flight, so a worker running async tasks only has
+    few threads.
     """
 
     def __init__(self, settings: WorkerSettings, events: EventBus) -> None:
@@ -134,6 +157,10 @@ class WorkerState:
         self.busy = 0
         #: Heap of (deadline, sequence, run) for ``job_timeout``.
         self.deadlines: list[tuple[float, int, Run]] = []
+        #: Started thread attempts waiting for a task thread to pick them up.
+        self.handoff: deque[Run] = deque()
+        #: Thread attempts handed out whose task has not returned yet.
+        self.sync_in_flight = 0
         self.sequence = itertools.count()
         #: Someone asked the fetch loop to claim now (notification, poll, freed queue).
         self.wake = False
