@@ -392,3 +392,26 @@ def test_the_heartbeat_keeps_the_workers_row_fresh(clean_manager: JobManager) ->
     finally:
         worker.stop()
     assert manager.list_workers() == []
+
+
+def test_a_running_job_cancelled_stops_its_task_within_a_heartbeat(
+    clean_manager: JobManager,
+) -> None:
+    from test_worker_lost_locks import (
+        HEARTBEAT,
+        SLACK,
+        assert_lock_lost_reported,
+        start_blocking_worker,
+        take_lock_and_wait,
+    )
+
+    manager = clean_manager
+    scenario = start_blocking_worker(manager, max_attempts=3)
+    job = scenario.job
+    noticed = take_lock_and_wait(scenario, lambda: manager.cancel_jobs([job.id]))
+
+    assert noticed < HEARTBEAT + SLACK
+    assert_lock_lost_reported(scenario)
+    assert manager.get_job(job.id) is None
+    [record] = manager.job_history(job.id)
+    assert record.status == "cancelled" and record.worker_id == scenario.worker.worker_id
