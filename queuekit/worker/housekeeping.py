@@ -1,16 +1,15 @@
 """Housekeeping: heartbeats, ``job_timeout``, and the maintenance and cron threads.
 
-The housekeeper thread refreshes the lock of every job this worker holds
-and the worker's own row in ``queuekit_workers`` every
+The housekeeper thread refreshes the lock of every job this worker holds,
+and the worker's own row in ``queuekit_workers``, every
 ``settings.heartbeat_every`` seconds, so lock expiry never takes a live job
-and nobody mistakes the worker for a dead one, and checks what it
-refreshed: an attempt whose lock was taken away is cancelled and its late
-outcome dropped (``job/lock-lost``). Each refresh that succeeds renews the
-worker's lease against self-fencing (:mod:`~queuekit.worker.fencing`); while
-fenced it is the probe that lifts the fence. It also fails attempts that
-overrun ``job_timeout``. For thread tasks both are cooperative: the attempt
-is settled at once and ``ctx.cancelled`` set, but the thread stays busy
-until the task returns.
+and no live worker looks dead. It checks what it refreshed: an attempt whose
+lock was taken away is cancelled and its late outcome dropped
+(``job/lock-lost``). Each refresh that succeeds renews the worker's lease
+against self-fencing (:mod:`~queuekit.worker.fencing`); while fenced it is
+the probe that lifts the fence. It also fails attempts that overrun ``job_timeout``.
+For thread tasks both are cooperative: the attempt is settled at once and
+``ctx.cancelled`` set, but the thread stays busy until the task returns.
 """
 
 from __future__ import annotations
