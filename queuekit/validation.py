@@ -25,6 +25,7 @@ from queuekit.errors import (
     JobKeyError,
     PayloadValidationError,
 )
+from queuekit.limits import document_problem, text_problem
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
 
@@ -39,8 +40,9 @@ def check_name(value: object, *, name: str, optional: bool = False) -> str | Non
         raise InvalidArgumentError(f"{name} must not be empty")
     if len(value) > NAME_LENGTH:
         raise InvalidArgumentError(f"{name} must be at most {NAME_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidArgumentError(f"{name} must not contain NUL characters")
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidArgumentError(f"{name} {problem}")
     return value
 
 
@@ -57,6 +59,12 @@ def check_worker_id(worker_id: object) -> str:
         raise InvalidWorkerIdError(
             f"Invalid worker ID {worker_id!r}: use a non-empty string of at most "
             f"{NAME_LENGTH} characters"
+        )
+    problem = text_problem(worker_id)
+    if problem is not None:
+        raise InvalidWorkerIdError(
+            f"Invalid worker ID {worker_id!r}: it {problem}; use a non-empty string of at "
+            f"most {NAME_LENGTH} characters"
         )
     return worker_id
 
@@ -86,23 +94,8 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
-def contains_nul(value: object) -> bool:
-    """Whether a JSON value holds a NUL character in any string or key.
-
-    PostgreSQL cannot store NUL in text or JSON, so queuekit refuses it on
-    every dialect alike instead of failing there with a driver error.
-    """
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(contains_nul(item) for item in value)
-    return False
-
-
 def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
-    """Return the payload as a JSON object, refusing what JSON cannot carry."""
+    """Return the payload as a JSON object, refusing what JSON or a database cannot carry."""
     if payload is None:
         payload = {}
     if not isinstance(payload, Mapping):
@@ -116,19 +109,11 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
             ],
             payload,
         )
-    try:
-        text = json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise PayloadValidationError(
-            task_identifier, [{"path": "$", "message": f"not JSON-serialisable: {error}"}], payload
-        ) from None
-    decoded: dict[str, Any] = json.loads(text)
-    if contains_nul(decoded):
-        raise PayloadValidationError(
-            task_identifier,
-            [{"path": "$", "message": "contains a NUL character, which cannot be stored"}],
-            payload,
-        )
+    problem = document_problem(payload)
+    if problem is not None:
+        path, message = problem
+        raise PayloadValidationError(task_identifier, [{"path": path, "message": message}], payload)
+    decoded: dict[str, Any] = json.loads(json.dumps(payload))
     return decoded
 
 
@@ -186,12 +171,16 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
             f"schema for {task_identifier!r} must be a JSON object (dict), "
             f"not {type(schema).__name__}"
         )
-    try:
-        json.dumps(schema, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidSchemaError(f"schema for {task_identifier!r} is not JSON: {error}") from None
-    if contains_nul(schema):
-        raise InvalidSchemaError(f"schema for {task_identifier!r} contains a NUL character")
+    problem = document_problem(schema)
+    if problem is not None:
+        path, message = problem
+        raise InvalidSchemaError(
+            f"schema for {task_identifier!r} cannot be stored: {path} {message}"
+        )
+    if not isinstance(schema.get("$schema", ""), str):
+        raise InvalidSchemaError(
+            f"schema for {task_identifier!r}: $schema must be a meta-schema URI string"
+        )
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(dict(schema))

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from queuekit.dialects import DialectSupport
+from queuekit.limits import storable_text
 from queuekit.models import (
     job_history,
     job_queues,
@@ -71,36 +72,21 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-#: Longest error message or traceback stored, in characters. MySQL's TEXT holds
-#: 65,535 bytes, so four bytes per character must still fit.
-ERROR_TEXT_LIMIT = 16_000
-
-
-def _storable(text: str) -> str:
-    """``text`` as every dialect can store it: no NUL characters, bounded length.
-
-    PostgreSQL rejects NUL in text columns, and an over-long traceback (a
-    RecursionError's runs to hundreds of kilobytes) overflows MySQL's TEXT; either
-    would make the whole outcome unwritable. The middle of an over-long text goes.
-    """
-    text = text.replace("\x00", "\\x00")
-    if len(text) <= ERROR_TEXT_LIMIT:
-        return text
-    marker = f"\n[... {len(text) - ERROR_TEXT_LIMIT} characters omitted ...]\n"
-    keep = ERROR_TEXT_LIMIT - len(marker)
-    head = keep // 2
-    return text[:head] + marker + text[len(text) - (keep - head) :]
-
-
 def error_text(error: BaseException | str | None) -> tuple[str | None, str | None]:
     """The message and formatted traceback stored for an attempt's error."""
     if error is None:
         return None, None
     if isinstance(error, BaseException):
-        message = str(error) or type(error).__name__
-        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return _storable(message), _storable(stack)
-    return _storable(str(error)), None
+        try:
+            message = str(error) or type(error).__name__
+        except Exception:  # a broken __str__ must not cost the attempt its outcome
+            message = f"{type(error).__name__} (its message could not be rendered)"
+        try:
+            stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        except Exception:
+            stack = None
+        return storable_text(message), None if stack is None else storable_text(stack)
+    return storable_text(str(error)), None
 
 
 @dataclass(frozen=True)
