@@ -77,10 +77,35 @@ def _path(parent: str, key: str | int) -> str:
 def document_problem(value: object) -> tuple[str, str] | None:
     """Why ``value`` cannot be stored as a JSON document, as ``(json_path, message)``, or None.
 
-    Walks the value without recursion (a deeply nested value must not exhaust
-    the stack): only objects with string keys, arrays, strings, finite
-    numbers, booleans and null, at most :data:`MAX_JSON_NESTING` levels deep,
-    every string and key storable text, and at most :data:`MAX_DOCUMENT_BYTES`.
+    Only objects with string keys, arrays, strings, finite numbers, booleans
+    and null, at most :data:`MAX_JSON_NESTING` levels deep, every string and
+    key storable text, and at most :data:`MAX_DOCUMENT_BYTES` as JSON.
+    """
+    problem = structure_problem(value)
+    if problem is not None:
+        return problem
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError as error:  # e.g. an int with more digits than Python converts
+        return "$", f"not JSON-serialisable: {error}"
+    return size_problem(text)
+
+
+def size_problem(text: str) -> tuple[str, str] | None:
+    """Why a document whose JSON is ``text`` is too large to store, or None."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        return "$", (
+            f"is {len(text)} bytes as JSON, over the {MAX_DOCUMENT_BYTES} bytes a document "
+            "may take; store large data elsewhere and pass a reference to it"
+        )
+    return None
+
+
+def structure_problem(value: object) -> tuple[str, str] | None:
+    """Like :func:`document_problem` without the size, walking without recursion.
+
+    A deeply nested value must not exhaust the stack, so this runs before
+    anything (``json.dumps``, jsonschema) recurses into it.
     """
     pending: list[tuple[object, str, int]] = [(value, "$", 0)]
     while pending:
@@ -112,15 +137,6 @@ def document_problem(value: object) -> tuple[str, str] | None:
                 pending.extend((item, _path(path, i), depth + 1) for i, item in enumerate(node))
         else:
             return path, f"{type(node).__name__} is not JSON-serialisable"
-    try:
-        size = len(json.dumps(value, allow_nan=False))
-    except ValueError as error:  # e.g. an int with more digits than Python converts
-        return "$", f"not JSON-serialisable: {error}"
-    if size > MAX_DOCUMENT_BYTES:
-        return "$", (
-            f"is {size} bytes as JSON, over the {MAX_DOCUMENT_BYTES} bytes a job can carry; "
-            "store large data elsewhere and pass a reference to it"
-        )
     return None
 
 
@@ -148,6 +164,8 @@ __all__ = [
     "check_text",
     "column_length",
     "document_problem",
+    "size_problem",
     "storable_text",
+    "structure_problem",
     "text_problem",
 ]

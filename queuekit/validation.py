@@ -25,7 +25,7 @@ from queuekit.errors import (
     JobKeyError,
     PayloadValidationError,
 )
-from queuekit.limits import document_problem, text_problem
+from queuekit.limits import document_problem, size_problem, structure_problem, text_problem
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
 
@@ -94,8 +94,11 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
-def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
-    """Return the payload as a JSON object, refusing what JSON or a database cannot carry."""
+def payload_json(task_identifier: str, payload: object) -> tuple[dict[str, Any], int]:
+    """The payload as a JSON object and its size in bytes of JSON.
+
+    Refuses what JSON or a database cannot carry.
+    """
     if payload is None:
         payload = {}
     if not isinstance(payload, Mapping):
@@ -109,12 +112,19 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
             ],
             payload,
         )
-    problem = document_problem(payload)
+    problem = structure_problem(payload)
+    if problem is None:
+        try:
+            text = json.dumps(payload, allow_nan=False)
+        except ValueError as error:  # e.g. an int with more digits than Python converts
+            problem = "$", f"not JSON-serialisable: {error}"
+        else:
+            problem = size_problem(text)
     if problem is not None:
         path, message = problem
         raise PayloadValidationError(task_identifier, [{"path": path, "message": message}], payload)
-    decoded: dict[str, Any] = json.loads(json.dumps(payload))
-    return decoded
+    decoded: dict[str, Any] = json.loads(text)
+    return decoded, len(text)
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,8 @@ class NewJob:
     job_key_mode: str | None
     flags: tuple[str, ...]
     rate_limit_key: str | None
+    #: Size of the payload as JSON, which bounds how many jobs one statement carries.
+    payload_bytes: int = 2
 
 
 def check_job_spec(spec: JobSpec) -> NewJob:
@@ -150,9 +162,11 @@ def check_job_spec(spec: JobSpec) -> NewJob:
             raise JobKeyError("job-key is required when job-key-mode is set")
     elif job_key is not None:
         mode = "replace"
+    payload, payload_bytes = payload_json(task_identifier, spec.payload)
     return NewJob(
         task_identifier=task_identifier,
-        payload=payload_json(task_identifier, spec.payload),
+        payload=payload,
+        payload_bytes=payload_bytes,
         queue_name=check_name(spec.queue_name, name="queue_name", optional=True),
         run_at=check_optional_time(spec.run_at, name="run_at"),
         priority=check_int(spec.priority, name="priority"),

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from queuekit.dialects import DialectSupport
-from queuekit.limits import storable_text
+from queuekit.limits import MAX_DOCUMENT_BYTES, storable_text
 from queuekit.models import (
     job_history,
     job_queues,
@@ -38,6 +38,10 @@ T = TypeVar("T")
 
 #: Rows per statement for bulk writes and for ``IN`` lists.
 CHUNK = 1000
+#: Bytes of JSON payload one statement carries at most: MySQL/MariaDB send a
+#: statement as one packet of at most ``max_allowed_packet`` (16 MiB by default
+#: on MariaDB), and escaping inside the statement can double the JSON text.
+STATEMENT_PAYLOAD_BYTES = MAX_DOCUMENT_BYTES
 #: Keyless jobs from which a bulk enqueue uses the dialect's bulk-load path (COPY).
 COPY_THRESHOLD = 200
 #: The columns a bulk load writes; the others take their server defaults.
@@ -70,6 +74,26 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def sized_chunks(
+    items: Sequence[T],
+    weights: Sequence[int],
+    size: int = CHUNK,
+    budget: int = STATEMENT_PAYLOAD_BYTES,
+) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items whose weights add up to at most ``budget``.
+
+    A slice always holds at least one item, so one heavy item still goes alone.
+    """
+    start = total = 0
+    for index, weight in enumerate(weights):
+        if index > start and (index - start >= size or total + weight > budget):
+            yield items[start:index]
+            start, total = index, 0
+        total += weight
+    if start < len(items):
+        yield items[start:]
 
 
 def error_text(error: BaseException | str | None) -> tuple[str | None, str | None]:
