@@ -30,7 +30,10 @@ def parse_duration(value: object, *, name: str = "duration", allow_zero: bool = 
     elif isinstance(value, bool):
         raise InvalidArgumentError(f"{name} must be a duration, not a bool")
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            raise InvalidArgumentError(f"{name} must be at most 100 years") from None
     elif isinstance(value, str):
         seconds = _parse_interval_string(value, name)
     else:
@@ -69,8 +72,15 @@ def _parse_interval_string(text: str, name: str) -> float:
 
 
 def duration_ms(value: object, *, name: str = "duration", allow_zero: bool = True) -> int:
-    """Return ``value`` parsed as a duration, in whole milliseconds."""
-    return round(parse_duration(value, name=name, allow_zero=allow_zero).total_seconds() * 1000)
+    """Return ``value`` parsed as a duration, in whole milliseconds.
+
+    Durations are stored in milliseconds, so one that must not be zero is
+    checked after rounding: ``0.0001`` seconds would be stored as zero.
+    """
+    ms = round(parse_duration(value, name=name, allow_zero=allow_zero).total_seconds() * 1000)
+    if ms == 0 and not allow_zero:
+        raise InvalidArgumentError(f"{name} must be at least 1 millisecond, got {value!r}")
+    return ms
 
 
 def check_time(value: object, *, name: str) -> datetime:
@@ -83,7 +93,12 @@ def check_time(value: object, *, name: str) -> datetime:
         raise InvalidArgumentError(
             f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc)); got a naive datetime"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. datetime.min with a positive offset: before year 1 in UTC
+        raise InvalidArgumentError(
+            f"{name} {value.isoformat()} is outside the years 1-9999 once converted to UTC"
+        ) from None
 
 
 def check_optional_time(value: object, *, name: str) -> datetime | None:

@@ -28,6 +28,8 @@ from queuekit.errors import (
     translate_db_errors,
 )
 from queuekit.learning import Learned, Lessons
+from queuekit.limits import check_text, document_problem
+from queuekit.models import job_history, jobs
 from queuekit.repository import FinishedJob, Outcome, Repository
 from queuekit.session import (
     Confirm,
@@ -63,7 +65,6 @@ from queuekit.validation import (
     check_required_name,
     check_worker_id,
     compile_schema,
-    contains_nul,
     schema_errors,
 )
 
@@ -500,6 +501,7 @@ class JobManager(Control):
         ids = check_job_ids(job_ids)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidArgumentError("reason must be a non-empty string")
+        check_text(reason, name="reason", column=jobs.c.last_error)
         check_session(session)
         return self._run(
             session, lambda conn: self.repository.permanently_fail_jobs(conn, ids, reason)
@@ -676,17 +678,21 @@ def _check_partial(partial: object) -> None:
             raise InvalidArgumentError(f"PartialSuccess.{name} must be a list of strings")
         if not all(isinstance(step, str) for step in steps):
             raise InvalidArgumentError(f"PartialSuccess.{name} must be a list of strings")
-    if partial.retry_from_step is not None and not isinstance(partial.retry_from_step, str):
-        raise InvalidArgumentError("PartialSuccess.retry_from_step must be a string or None")
-    steps = [partial.completed_steps, partial.failed_steps, partial.retry_from_step]
-    if contains_nul([*steps, partial.results]):
-        raise InvalidArgumentError("PartialSuccess must not contain NUL characters")
-    try:
-        import json
+        _check_document(list(steps), f"PartialSuccess.{name}")
+    if partial.retry_from_step is not None:
+        check_text(
+            partial.retry_from_step,
+            name="PartialSuccess.retry_from_step",
+            column=job_history.c.retry_from_step,
+        )
+    _check_document(partial.results, "PartialSuccess.results")
 
-        json.dumps(partial.results, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("PartialSuccess.results must be JSON-serialisable") from None
+
+def _check_document(value: object, name: str) -> None:
+    problem = document_problem(value)
+    if problem is not None:
+        path, message = problem
+        raise InvalidArgumentError(f"{name} cannot be stored: {path} {message}")
 
 
 __all__ = ["JobManager"]

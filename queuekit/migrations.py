@@ -16,6 +16,7 @@ never proposes to drop queuekit's tables.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,11 +26,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.schema import CreateSchema
 
 from queuekit.compat import check_server_version
-from queuekit.errors import SchemaNotMigratedError, translate_db_errors
+from queuekit.errors import InvalidArgumentError, SchemaNotMigratedError, translate_db_errors
 from queuekit.models import metadata
 
 __all__ = [
@@ -132,11 +134,40 @@ def upgrade(
     Raises :class:`~queuekit.errors.UnsupportedDatabaseError` on a server
     queuekit does not support.
     """
-    with _transaction(bind) as connection:
+    _refuse_unknown_revision(revision)
+    with _transaction(bind) as connection, _revision_errors():
         check_server_version(connection)
         _create_schema(connection, schema)
         _refuse_unrecorded_tables(connection, schema)
         command.upgrade(_config(connection, schema), revision)
+
+
+def _refuse_unknown_revision(revision: object) -> None:
+    """Refuse a revision no migration of this version has, before touching the database.
+
+    Relative steps (``-1``, ``+2``) resolve against the database's revision,
+    so only :func:`_revision_errors` can catch those.
+    """
+    if not isinstance(revision, str) or not revision.strip():
+        raise InvalidArgumentError("revision must be a revision id, 'head' or 'base'")
+    if re.search(r"[+-]\d+$", revision):
+        return
+    try:
+        _scripts().get_revisions(revision)
+    except CommandError:
+        known = ", ".join(script.revision for script in _scripts().walk_revisions())
+        raise InvalidArgumentError(
+            f"unknown revision {revision!r}: use head, base or one of {known}"
+        ) from None
+
+
+@contextmanager
+def _revision_errors() -> Iterator[None]:
+    """Alembic's complaints about a revision argument, as the caller's mistake."""
+    try:
+        yield
+    except CommandError as error:
+        raise InvalidArgumentError(f"cannot migrate: {error}") from None
 
 
 def _create_schema(connection: Connection, schema: str | None) -> None:
@@ -168,7 +199,8 @@ def _refuse_unrecorded_tables(connection: Connection, schema: str | None) -> Non
 
 def downgrade(bind: Engine | Connection, revision: str, *, schema: str | None = None) -> None:
     """Migrate queuekit's tables down to ``revision``; ``"base"`` drops them all."""
-    with _transaction(bind) as connection:
+    _refuse_unknown_revision(revision)
+    with _transaction(bind) as connection, _revision_errors():
         check_server_version(connection)
         command.downgrade(_config(connection, schema), revision)
 

@@ -29,6 +29,7 @@ from queuekit.errors import (
 )
 from queuekit.ids import uuid7
 from queuekit.learning import Learned
+from queuekit.limits import document_problem, size_problem, structure_problem, text_problem
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
 
@@ -43,8 +44,9 @@ def check_name(value: object, *, name: str, optional: bool = False) -> str | Non
         raise InvalidArgumentError(f"{name} must not be empty")
     if len(value) > NAME_LENGTH:
         raise InvalidArgumentError(f"{name} must be at most {NAME_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidArgumentError(f"{name} must not contain NUL characters")
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidArgumentError(f"{name} {problem}")
     return value
 
 
@@ -61,6 +63,12 @@ def check_worker_id(worker_id: object) -> str:
         raise InvalidWorkerIdError(
             f"Invalid worker ID {worker_id!r}: use a non-empty string of at most "
             f"{NAME_LENGTH} characters"
+        )
+    problem = text_problem(worker_id)
+    if problem is not None:
+        raise InvalidWorkerIdError(
+            f"Invalid worker ID {worker_id!r}: it {problem}; use a non-empty string of at "
+            f"most {NAME_LENGTH} characters"
         )
     return worker_id
 
@@ -108,23 +116,11 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
-def contains_nul(value: object) -> bool:
-    """Whether a JSON value holds a NUL character in any string or key.
+def payload_json(task_identifier: str, payload: object) -> tuple[dict[str, Any], int]:
+    """The payload as a JSON object and its size in bytes of JSON.
 
-    PostgreSQL cannot store NUL in text or JSON, so queuekit refuses it on
-    every dialect alike instead of failing there with a driver error.
+    Refuses what JSON or a database cannot carry.
     """
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(contains_nul(item) for item in value)
-    return False
-
-
-def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
-    """Return the payload as a JSON object, refusing what JSON cannot carry."""
     if payload is None:
         payload = {}
     if not isinstance(payload, Mapping):
@@ -138,20 +134,19 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
             ],
             payload,
         )
-    try:
-        text = json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise PayloadValidationError(
-            task_identifier, [{"path": "$", "message": f"not JSON-serialisable: {error}"}], payload
-        ) from None
+    problem = structure_problem(payload)
+    if problem is None:
+        try:
+            text = json.dumps(payload, allow_nan=False)
+        except ValueError as error:  # e.g. an int with more digits than Python converts
+            problem = "$", f"not JSON-serialisable: {error}"
+        else:
+            problem = size_problem(text)
+    if problem is not None:
+        path, message = problem
+        raise PayloadValidationError(task_identifier, [{"path": path, "message": message}], payload)
     decoded: dict[str, Any] = json.loads(text)
-    if contains_nul(decoded):
-        raise PayloadValidationError(
-            task_identifier,
-            [{"path": "$", "message": "contains a NUL character, which cannot be stored"}],
-            payload,
-        )
-    return decoded
+    return decoded, len(text)
 
 
 @dataclass(frozen=True)
@@ -174,6 +169,8 @@ class NewJob:
     job_key_mode: str | None
     flags: tuple[str, ...]
     rate_limit_key: str | None
+    #: Size of the payload as JSON, which bounds how many jobs one statement carries.
+    payload_bytes: int = 2
 
 
 def check_job_spec(spec: JobSpec) -> NewJob:
@@ -193,10 +190,12 @@ def check_job_spec(spec: JobSpec) -> NewJob:
             raise JobKeyError("job-key is required when job-key-mode is set")
     elif job_key is not None:
         mode = "replace"
+    payload, payload_bytes = payload_json(task_identifier, spec.payload)
     return NewJob(
         id=uuid7(),
         task_identifier=task_identifier,
-        payload=payload_json(task_identifier, spec.payload),
+        payload=payload,
+        payload_bytes=payload_bytes,
         queue_name=check_name(spec.queue_name, name="queue_name", optional=True),
         run_at=check_optional_time(spec.run_at, name="run_at"),
         priority=check_int(spec.priority, name="priority"),
@@ -215,12 +214,16 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
             f"schema for {task_identifier!r} must be a JSON object (dict), "
             f"not {type(schema).__name__}"
         )
-    try:
-        json.dumps(schema, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidSchemaError(f"schema for {task_identifier!r} is not JSON: {error}") from None
-    if contains_nul(schema):
-        raise InvalidSchemaError(f"schema for {task_identifier!r} contains a NUL character")
+    problem = document_problem(schema)
+    if problem is not None:
+        path, message = problem
+        raise InvalidSchemaError(
+            f"schema for {task_identifier!r} cannot be stored: {path} {message}"
+        )
+    if not isinstance(schema.get("$schema", ""), str):
+        raise InvalidSchemaError(
+            f"schema for {task_identifier!r}: $schema must be a meta-schema URI string"
+        )
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(dict(schema))

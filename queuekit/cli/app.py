@@ -169,7 +169,7 @@ class JSONValue(ParamBase):
             return value
         text = value
         if value == "-":
-            text = sys.stdin.read()
+            text = read_stdin(self, param, ctx)
         elif value.startswith("@"):
             text = read_text_file(value[1:], self, param, ctx)
         try:
@@ -186,6 +186,26 @@ def read_text_file(
         return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         kind.fail(f"cannot read {path!r}: {error.strerror or error}", param, ctx)
+    except UnicodeDecodeError as error:
+        kind.fail(f"{path!r} is not UTF-8 text ({error.reason} at byte {error.start})", param, ctx)
+
+
+def read_stdin(kind: ParamBase, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    """Standard input decoded as UTF-8, or a clean usage error.
+
+    Read as bytes: the text stream may decode undecodable bytes into lone
+    surrogates, which would only be refused later with a vaguer message.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        return sys.stdin.read()
+    data = stream.read()
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        kind.fail(
+            f"standard input is not UTF-8 text ({error.reason} at byte {error.start})", param, ctx
+        )
 
 
 class DurationValue(ParamBase):
@@ -282,12 +302,25 @@ class State:
         """The URL without its password, for messages."""
         try:
             return sa.make_url(self.url).render_as_string(hide_password=True)
-        except sa.exc.ArgumentError:
+        except (sa.exc.ArgumentError, ValueError):
             return self.url
 
     def engine(self) -> sa.Engine:
         """An engine on ``url``; a malformed URL or a missing driver is a clean error."""
         if self._engine is None:
+            try:
+                port = sa.make_url(self.url).port
+            except ValueError as error:  # make_url reads the port with int()
+                raise InputError(
+                    f"--database-url {self.display_url!r} has a port that is not a number "
+                    f"({error}); write it like postgresql+psycopg://user@host:5432/db"
+                ) from error
+            except sa.exc.ArgumentError:
+                port = None  # create_engine below says what is wrong
+            if port is not None and not 0 < port < 65536:
+                raise InputError(
+                    f"--database-url {self.display_url!r}: port {port} is not between 1 and 65535"
+                )
             try:
                 self._engine = create_engine(self.url, pooler=self.pooler)
             except sa.exc.NoSuchModuleError as error:
