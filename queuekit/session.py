@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import InvalidArgumentError, is_transient, translate_db_errors
 
 T = TypeVar("T")
@@ -67,9 +68,11 @@ class Transactions:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in a new transaction, committed on success."""
-        with self.engine.connect() as conn, conn.begin():
-            self.on_begin(conn)
-            yield conn
+        with self.engine.connect() as conn:
+            conn.execution_options(**{OWN_TRANSACTION: True})
+            with conn.begin():
+                self.on_begin(conn)
+                yield conn
 
     def run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in the caller's transaction, or in our own (retried on deadlock)."""

@@ -1,4 +1,4 @@
-"""SQLite: one writer at a time (WAL, busy timeout, BEGIN IMMEDIATE), text timestamps."""
+"""SQLite: one writer at a time (WAL, busy timeout, immediate own transactions), text times."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Dialect
 
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.models import UTCDateTime
 
@@ -65,20 +66,25 @@ class SQLiteSupport(OnConflictSupport):
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            # PRAGMA synchronous is left alone: durability is the application's choice.
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            # A deferred transaction that reads and then writes can fail at once
-            # with SQLITE_BUSY when another writer got in between; taking the
-            # write lock at BEGIN makes writers queue on the busy timeout instead.
+        def _begin(connection: Connection) -> None:
+            # With the driver's own transaction handling off, every transaction
+            # begins here. queuekit's own transactions take the write lock up
+            # front: a deferred transaction that reads and then writes can fail
+            # at once with SQLITE_BUSY when another writer got in between, while
+            # BEGIN IMMEDIATE makes writers queue on the busy timeout instead.
+            # The application's transactions stay deferred, so its readers never
+            # wait for a writer (WAL).
             dbapi_connection = connection.connection.dbapi_connection
             if isinstance(dbapi_connection, sqlite3.Connection) and (
                 dbapi_connection.isolation_level is not None or dbapi_connection.in_transaction
             ):
                 return
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            own = connection.get_execution_options().get(OWN_TRANSACTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if own else "BEGIN")
 
     def now(self) -> ColumnElement[datetime]:
         return type_coerce(func.strftime(_TIMESTAMP, "now").concat("000"), UTCDateTime())
