@@ -4,9 +4,9 @@ queuekit records its revision in its own version table,
 ``queuekit_alembic_version``, so its history never mixes with the host
 application's. ``bind`` is an :class:`~sqlalchemy.Engine` (the work runs in a
 transaction of its own, committed at the end) or a
-:class:`~sqlalchemy.Connection` (the work joins the connection's transaction,
-which is left for the caller to commit; one is begun and committed here only
-when none is active).
+:class:`~sqlalchemy.Connection` (the work runs in the connection's
+transaction, begun here if the caller has not begun it yet, and never
+committed or rolled back here: the caller decides).
 
 A host application's ``env.py`` passes :func:`include_name` and
 :func:`include_object` to ``context.configure()`` so that its autogenerate
@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.schema import CreateSchema
 
 from queuekit.compat import check_server_version
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import SchemaNotMigratedError, translate_db_errors
 from queuekit.models import metadata
 
@@ -114,11 +115,22 @@ def _sqlite_transactional_ddl(connection: Connection) -> None:
 
 @contextmanager
 def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
-    """A connection inside a transaction; committed here only if begun here."""
+    """A connection inside a transaction: our own on an engine, else the caller's.
+
+    On an engine the transaction is queuekit's own, committed on success. On
+    a connection it is the caller's (begun here if need be, as SQLAlchemy 2
+    would on the first statement) and left open for the caller to commit or
+    roll back.
+    """
     with translate_db_errors(), ExitStack() as stack:
-        connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
-        if not connection.in_transaction():
+        if isinstance(bind, Engine):
+            connection = stack.enter_context(bind.connect())
+            connection.execution_options(**{OWN_TRANSACTION: True})
             stack.enter_context(connection.begin())
+        else:
+            connection = bind
+            if not connection.in_transaction():
+                connection.begin()
         _sqlite_transactional_ddl(connection)
         yield connection
 

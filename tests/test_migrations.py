@@ -124,11 +124,45 @@ def test_upgrade_in_a_caller_transaction_that_commits(empty_engine: sa.Engine) -
     migrations.check(empty_engine)
 
 
-def test_upgrade_on_a_connection_without_transaction_commits(empty_engine: sa.Engine) -> None:
+# SQLAlchemy 2 connections begin on first use: a caller that never called
+# begin() still owns the transaction, and decides commit or rollback.
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_upgrade_and_downgrade_never_commit_a_connection_not_yet_begun(
+    dialect: str, empty_engine: sa.Engine
+) -> None:
     with empty_engine.connect() as connection:
         migrations.upgrade(connection)
-        assert not connection.in_transaction()
+        assert connection.in_transaction()
+        connection.rollback()
+    assert _tables(empty_engine) == set()
+    migrations.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        migrations.downgrade(connection, "base")
+        assert connection.in_transaction()
+        connection.rollback()
     migrations.check(empty_engine)
+
+
+def test_upgrade_on_a_connection_not_yet_begun_commits_when_the_caller_does(
+    empty_engine: sa.Engine,
+) -> None:
+    with empty_engine.connect() as connection:
+        migrations.upgrade(connection)
+        connection.commit()
+    migrations.check(empty_engine)
+
+
+def test_check_and_current_leave_the_callers_transaction_open(empty_engine: sa.Engine) -> None:
+    migrations.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE app_notes (id INTEGER PRIMARY KEY)"))
+    with empty_engine.connect() as connection:
+        connection.execute(sa.text("INSERT INTO app_notes (id) VALUES (1)"))
+        migrations.check(connection)
+        assert migrations.current(connection) == migrations.head()
+        assert connection.in_transaction()
+        connection.rollback()
+        assert connection.execute(sa.text("SELECT count(*) FROM app_notes")).scalar() == 0
 
 
 def test_host_helpers_exclude_queuekit_names() -> None:
