@@ -31,17 +31,20 @@ from sqlalchemy.schema import CreateSchema
 from queuekit.compat import check_server_version
 from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import SchemaNotMigratedError, translate_db_errors
+from queuekit.lineage import check_active_revision, check_new_revisions
 from queuekit.models import metadata
 
 __all__ = [
     "TABLE_PREFIX",
     "VERSION_TABLE",
     "check",
+    "check_new_revisions",
     "current",
     "downgrade",
     "head",
     "include_name",
     "include_object",
+    "merged_revision",
     "script_location",
     "upgrade",
     "versions_location",
@@ -222,6 +225,34 @@ def check(bind: Engine | Connection, *, schema: str | None = None) -> None:
             )
 
 
+def merged_revision(bind: Engine | Connection, *, schema: str | None = None) -> str | None:
+    """The revision of queuekit's tables kept in a host's history (merged lineage), else None.
+
+    That is queuekit's revision recorded in the host's ``alembic_version``,
+    or, once Alembic dropped that row (a host revision depends on it), the
+    head when every table and column matches it. None when queuekit keeps its
+    own version table, when nothing is migrated, or when the merged schema is
+    out of date in a way no recorded revision names.
+    """
+    with translate_db_errors(), ExitStack() as stack:
+        connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
+        if current(connection, schema=schema) is not None:
+            return None
+        host_versions = MigrationContext.configure(
+            connection, opts={"version_table": HOST_VERSION_TABLE, "version_table_schema": schema}
+        ).get_current_heads()
+        if not host_versions or not _existing_tables(connection, schema):
+            return None
+        for revision in host_versions:
+            if revision.startswith(TABLE_PREFIX) or revision in _known_revisions():
+                return revision
+        try:
+            _check_merged_lineage(connection, schema)
+        except SchemaNotMigratedError:
+            return None
+        return head()
+
+
 def _known_revisions() -> set[str]:
     return {script.revision for script in _scripts().walk_revisions()}
 
@@ -301,14 +332,24 @@ def _table_of_object(object: Any, name: str | None, type_: str) -> str | None:
 
 
 def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
-    """For a host's ``context.configure(include_name=...)``: leave queuekit's tables alone."""
+    """For a host's ``context.configure(include_name=...)``: leave queuekit's tables alone.
+
+    Under ``alembic revision --autogenerate`` it also refuses a new revision
+    aimed at queuekit's branch (see :mod:`queuekit.lineage`).
+    """
+    check_active_revision()
     return not is_queuekit_table(_table_of_name(name, type_, parent_names))
 
 
 def include_object(
     object: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """For a host's ``context.configure(include_object=...)``: leave queuekit's tables alone."""
+    """For a host's ``context.configure(include_object=...)``: leave queuekit's tables alone.
+
+    Under ``alembic revision --autogenerate`` it also refuses a new revision
+    aimed at queuekit's branch (see :mod:`queuekit.lineage`).
+    """
+    check_active_revision()
     return not is_queuekit_table(_table_of_object(object, name, type_))
 
 

@@ -79,12 +79,18 @@ def db_current() -> None:
     engine = state.engine()
     with database_access(state):
         revision = migrations.current(engine, schema=state.schema)
+        merged = migrations.merged_revision(engine, schema=state.schema)
     head = migrations.head()
+    shown = revision or merged
     if state.json:
-        print_json({"current": revision, "head": head, "up_to_date": revision == head})
-    else:
-        note = "up to date" if revision == head else f"head is {head}"
-        console().print(f"{revision or 'none'} ({note})")
+        print_json(
+            {"current": shown, "head": head, "up_to_date": shown == head, "merged": bool(merged)}
+        )
+        return
+    note = "up to date" if shown == head else f"head is {head}"
+    if merged:
+        note = f"merged into your Alembic history; {note}"
+    console().print(f"{shown or 'none'} ({note})")
 
 
 @db.command("check")
@@ -96,13 +102,21 @@ def db_check() -> None:
     head = migrations.head()
     with database_access(state):
         revision = migrations.current(engine, schema=state.schema)
+        merged = migrations.merged_revision(engine, schema=state.schema)
+        shown = revision or merged
         try:
             migrations.check(engine, schema=state.schema)
         except SchemaNotMigratedError:
             if state.json:
-                print_json({"current": revision, "head": head, "up_to_date": False})
+                print_json(
+                    {"current": shown, "head": head, "up_to_date": False, "merged": bool(merged)}
+                )
             raise
     if state.json:
-        print_json({"current": revision, "head": head, "up_to_date": True})
+        print_json({"current": shown, "head": head, "up_to_date": True, "merged": bool(merged)})
+    elif merged:
+        console().print(
+            f"queuekit's tables are up to date ({head}, merged into your Alembic history)."
+        )
     else:
         console().print(f"queuekit's tables are up to date ({head}).")
