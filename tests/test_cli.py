@@ -97,7 +97,12 @@ def test_main_commands_answer_what_the_database_holds(
 ) -> None:
     url = empty_url
     # db commands work on an empty database.
-    assert answer(url, "db", "current") == {"current": None, "head": HEAD, "up_to_date": False}
+    assert answer(url, "db", "current") == {
+        "current": None,
+        "head": HEAD,
+        "up_to_date": False,
+        "merged": False,
+    }
     assert "queuekit db upgrade" in refused(url, "db", "check", code=1)
     assert answer(url, "db", "upgrade") == {"from": None, "to": HEAD, "head": HEAD}
     assert answer(url, "db", "check")["up_to_date"] is True
