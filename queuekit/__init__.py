@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from queuekit.cron import CronJob
 from queuekit.errors import (
+    ASYNC_EXTRAS_HINT,
     DatabaseError,
     InvalidArgumentError,
     InvalidSchemaError,
@@ -54,8 +55,7 @@ def __getattr__(name: str) -> object:
             from queuekit.async_manager import AsyncJobManager
         except ImportError as error:
             raise ImportError(
-                f"AsyncJobManager needs SQLAlchemy's asyncio support ({error}); install "
-                "queuekit[postgresql-async], queuekit[sqlite-async] or queuekit[mysql-async]"
+                f"AsyncJobManager needs SQLAlchemy's asyncio support ({error}); {ASYNC_EXTRAS_HINT}"
             ) from error
         return AsyncJobManager
     raise AttributeError(f"module 'queuekit' has no attribute {name!r}")

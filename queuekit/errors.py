@@ -14,6 +14,11 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+#: What to install when SQLAlchemy's asyncio support (greenlet) is missing.
+ASYNC_EXTRAS_HINT = (
+    "install queuekit[postgresql-async], queuekit[sqlite-async] or queuekit[mysql-async]"
+)
+
 
 class QueueKitError(Exception):
     """Root of every error raised by queuekit."""

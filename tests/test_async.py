@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import sys
+import tomllib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -347,3 +350,26 @@ def test_every_public_method_has_an_async_twin() -> None:
         sync_params = list(inspect.signature(getattr(JobManager, name)).parameters)
         assert list(inspect.signature(twin).parameters) == sync_params, name
     assert missing == []
+
+
+# -- installation ----------------------------------------------------------------------
+
+
+def test_without_greenlet_the_async_manager_says_what_to_install(
+    manager: JobManager, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLAlchemy 2.1 imports its asyncio module without greenlet and fails
+    # only at the first query; queuekit refuses up front, naming the extras.
+    engine = create_async_engine(url)
+    monkeypatch.setitem(sys.modules, "greenlet", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=re.escape("install queuekit[postgresql-async]")):
+        AsyncJobManager(engine)
+
+
+def test_the_async_extras_install_greenlet() -> None:
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    async_extras = [name for name in extras if name.endswith("-async")]
+    assert sorted(async_extras) == ["mysql-async", "postgresql-async", "sqlite-async"]
+    for name in async_extras:
+        assert any(requirement.startswith("greenlet") for requirement in extras[name]), name
