@@ -99,6 +99,7 @@ class AsyncJobManager:
         validate_payloads: bool = True,
         schema: str | None = None,
         schema_cache_ttl: Duration = "5 seconds",
+        validate_formats: bool = True,
     ) -> None:
         if not isinstance(bind, AsyncEngine):
             raise InvalidArgumentError(
@@ -115,6 +116,7 @@ class AsyncJobManager:
             schema=schema,
             schema_cache_ttl=schema_cache_ttl,
             check_schema=False,
+            validate_formats=validate_formats,
         )
         self._checked = False
 

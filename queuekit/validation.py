@@ -179,8 +179,13 @@ def check_job_spec(spec: JobSpec) -> NewJob:
     )
 
 
-def compile_schema(task_identifier: str, schema: object) -> Validator:
-    """Check a schema against its meta-schema and return a reusable validator."""
+def compile_schema(task_identifier: str, schema: object, *, formats: bool = True) -> Validator:
+    """Check a schema against its meta-schema and return a reusable validator.
+
+    With ``formats`` the validator enforces ``format`` keywords (``email``,
+    ``date``, ``uuid``...) with the checkers jsonschema has; JSON Schema
+    itself only annotates them unless asked.
+    """
     if not isinstance(schema, Mapping):
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} must be a JSON object (dict), "
@@ -200,7 +205,8 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
             f"schema for {task_identifier!r} is not a valid JSON Schema: {error.message}"
         ) from None
     _check_references(task_identifier, schema, cls)
-    validator: Validator = cls(dict(schema))
+    checker = cls.FORMAT_CHECKER if formats else None
+    validator: Validator = cls(dict(schema), format_checker=checker)
     return validator
 
 
@@ -282,8 +288,9 @@ class SchemaCache:
     the cache never holds an uncommitted schema.
     """
 
-    def __init__(self, ttl_seconds: float) -> None:
+    def __init__(self, ttl_seconds: float, *, formats: bool = True) -> None:
         self._ttl = ttl_seconds
+        self._formats = formats
         self._entries: dict[str, _CachedSchema] = {}
         self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -322,7 +329,11 @@ class SchemaCache:
             if entry is not None and entry.version == version:
                 validator = entry.validator
             else:
-                validator = None if schema is None else compile_schema(identifier, schema)
+                validator = (
+                None
+                if schema is None
+                else compile_schema(identifier, schema, formats=self._formats)
+            )
             if identifier not in self._pending:
                 self._entries[identifier] = _CachedSchema(version, validator, now)
             return validator
