@@ -302,8 +302,10 @@ def test_schema_formats_are_enforced_unless_switched_off(manager: JobManager) ->
     manager.register_task("email", schema=schema)
     with pytest.raises(PayloadValidationError) as caught:
         manager.add_jobs(
-            [JobSpec("email", {"to": "ada@example.com", "on": "2026-02-30"})]
-            + [JobSpec("email", {"to": "not an address"})]
+            [
+                JobSpec("email", {"to": "ada@example.com", "on": "2026-02-30"}),
+                JobSpec("email", {"to": "not an address"}),
+            ]
         )
     assert caught.value.errors == [{"path": "$.on", "message": "'2026-02-30' is not a 'date'"}]
     with pytest.raises(PayloadValidationError, match="is not a 'email'"):
