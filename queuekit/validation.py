@@ -330,10 +330,10 @@ class SchemaCache:
                 validator = entry.validator
             else:
                 validator = (
-                None
-                if schema is None
-                else compile_schema(identifier, schema, formats=self._formats)
-            )
+                    None
+                    if schema is None
+                    else compile_schema(identifier, schema, formats=self._formats)
+                )
             if identifier not in self._pending:
                 self._entries[identifier] = _CachedSchema(version, validator, now)
             return validator
