@@ -9,6 +9,7 @@ Awkward but valid strings are stored and read back verbatim.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from queuekit import (
     UnknownRateLimitError,
     UnsupportedDatabaseError,
 )
+from queuekit.durations import parse_duration
 from queuekit.types import Job
 
 BAD_WORKER_IDS: list[Any] = ["", None, 42, b"bytes", ["w"], "w" * 256]
@@ -46,6 +48,14 @@ BAD_INTERVALS: list[Any] = [
     "second",
     "1 seconds and 2 minutes",
     "1,5 hours",
+    "5ms",
+    "5 months",
+    "1h 2",
+    "P",
+    "PT",
+    "P1M",
+    "P1Y",
+    "PT5X",
     "nan seconds",
     -1,
     -0.5,
@@ -220,6 +230,15 @@ def test_zero_interval_refused_for_rate_limits(
         ("1 hour 30 minutes", timedelta(minutes=90)),
         ("1.5 days", timedelta(hours=36)),
         ("2 Weeks", timedelta(weeks=2)),
+        ("5m", timedelta(minutes=5)),
+        ("1h", timedelta(hours=1)),
+        ("90s", timedelta(seconds=90)),
+        ("1h30m", timedelta(minutes=90)),
+        ("2 hrs 5 mins", timedelta(minutes=125)),
+        ("PT5M", timedelta(minutes=5)),
+        ("P1DT12H", timedelta(hours=36)),
+        ("P2W", timedelta(weeks=2)),
+        ("pt1.5s", timedelta(seconds=1.5)),
         (45, timedelta(seconds=45)),
         (0.25, timedelta(milliseconds=250)),
         (timedelta(minutes=3), timedelta(minutes=3)),
@@ -227,6 +246,19 @@ def test_zero_interval_refused_for_rate_limits(
 )
 def test_well_formed_intervals(manager: JobManager, interval: Any, expected: timedelta) -> None:
     assert manager.register_rate_limit("k", 1, interval).interval == expected
+
+
+@pytest.mark.parametrize(
+    ("interval", "message"),
+    [
+        ("P1M", "years and months have no fixed length"),
+        ("5 parsecs", "'90s', '5m', '1h30m'"),
+        ("5ms", "ISO 8601 duration (e.g. 'PT5M'"),
+    ],
+)
+def test_duration_errors_name_the_accepted_forms(interval: str, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        parse_duration(interval, name="interval")
 
 
 # -- job keys ---------------------------------------------------------------------------------

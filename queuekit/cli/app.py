@@ -188,7 +188,7 @@ def read_text_file(
 
 
 class DurationValue(ParamBase):
-    """A duration such as ``"30 seconds"``, ``"1 hour 30 minutes"`` or a number of seconds."""
+    """A duration: ``"30 seconds"``, ``"1 hour 30 minutes"``, ``90s``, ``PT5M`` or seconds."""
 
     name = "duration"
 
