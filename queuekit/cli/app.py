@@ -40,8 +40,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
+from queuekit.cli import tables
 from queuekit.durations import parse_duration
 from queuekit.errors import (
     DatabaseError,
@@ -51,14 +51,20 @@ from queuekit.errors import (
     UnsupportedDatabaseError,
 )
 from queuekit.manager import JobManager
-from queuekit.types import (
-    HistoryRecord,
-    Job,
-    JobQueue,
-    RateLimit,
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The table helpers live in tables.py; command modules may import them from here too.
+age = tables.age
+failure_details = tables.failure_details
+history_table = tables.history_table
+job_detail_table = tables.job_detail_table
+jobs_table = tables.jobs_table
+one_line = tables.one_line
+queues_table = tables.queues_table
+rate_limit_table = tables.rate_limit_table
+shorten = tables.shorten
+when = tables.when
 
 DEFAULT_DATABASE_URL = "sqlite:///queuekit.db"
 DATABASE_URL_ENV = "QUEUEKIT_DATABASE_URL"
@@ -67,6 +73,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 UPGRADE_COMMAND = "queuekit db upgrade"
+#: Set to 1 to see the traceback of an unexpected error.
+DEBUG_ENV = "QUEUEKIT_DEBUG"
 
 log = logging.getLogger("queuekit.cli")
 
@@ -89,11 +97,6 @@ class RuntimeFailure(click.ClickException):
     """The invocation was fine, the environment failed (exit status 1)."""
 
     exit_code = EXIT_FAILURE
-
-
-def one_line(text: object) -> str:
-    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
-    return " ".join(str(text).split())
 
 
 def report_error(message: str) -> None:
@@ -144,7 +147,7 @@ class QueueKitGroup(click.Group):
             sys.stderr.close()
             code = EXIT_FAILURE
         except Exception as error:
-            if os.environ.get("QUEUEKIT_DEBUG") == "1" and not isinstance(
+            if os.environ.get(DEBUG_ENV) == "1" and not isinstance(
                 error, click.ClickException | QueueKitError
             ):
                 raise
@@ -240,19 +243,27 @@ class TimeValue(ParamBase):
 
 
 class JobIdValue(ParamBase):
-    """A job id (UUID)."""
+    """A job id: a UUID, or a prefix of its hex digits that names one job (as git does)."""
 
     name = "job_id"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> uuid.UUID:
+        from queuekit.cli import short_ids
+
         if isinstance(value, uuid.UUID):
             return value
         try:
-            return uuid.UUID(str(value).strip())
-        except ValueError:
-            self.fail(f"{value!r} is not a job id (a UUID)", param, ctx)
+            parsed = short_ids.parse_prefix(str(value))
+            if isinstance(parsed, uuid.UUID):
+                return parsed
+            state = ctx.find_object(State) if ctx is not None else None
+            if state is None:
+                raise ValueError(f"{value!r} is a job id prefix, which needs a database")
+            return short_ids.resolve(state.manager(), parsed)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 JSON = JSONValue()
@@ -381,10 +392,13 @@ def json_option(function: F) -> F:
 
 
 def console() -> Console:
-    """A rich console on stdout (wide when piped, so tables are not squeezed)."""
+    """A rich console on stdout: the terminal's width, else ``COLUMNS``, else 160 when piped."""
     stream = sys.stdout
-    interactive = stream.isatty()
-    return Console(file=stream, width=None if interactive else 160, highlight=False)
+    width: int | None = None
+    if not stream.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
+    return Console(file=stream, width=width, highlight=False)
 
 
 def jsonable(value: Any) -> Any:
@@ -407,118 +421,6 @@ def jsonable(value: Any) -> Any:
 def print_json(value: Any) -> None:
     """Print one JSON document on stdout."""
     click.echo(json.dumps(jsonable(value), indent=2, sort_keys=True))
-
-
-def when(moment: datetime | None) -> str:
-    """A time for tables: UTC, to the second."""
-    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def age(delta: timedelta | None) -> str:
-    """A duration for tables, e.g. ``3m 12s``."""
-    if delta is None:
-        return "-"
-    seconds = int(delta.total_seconds())
-    if seconds < 60:
-        return f"{delta.total_seconds():.1f}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m"
-    return f"{hours // 24}d {hours % 24}h"
-
-
-def shorten(text: str | None, width: int = 60) -> str:
-    """The first line of ``text``, cut to ``width`` characters."""
-    if not text:
-        return ""
-    line = one_line(text)
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def jobs_table(jobs: Sequence[Job], title: str | None = None) -> Table:
-    """Jobs as a table."""
-    table = Table(title=title)
-    for column in ("id", "task", "status", "queue", "run at (UTC)", "attempts", "prio", "error"):
-        table.add_column(column, no_wrap=column in {"id", "run at (UTC)"})
-    for job in jobs:
-        table.add_row(
-            str(job.id),
-            job.task_identifier,
-            job.status,
-            job.queue_name or "",
-            when(job.run_at),
-            f"{job.attempts}/{job.max_attempts}",
-            str(job.priority),
-            shorten(job.last_error, 40),
-        )
-    return table
-
-
-def history_table(records: Sequence[HistoryRecord], title: str | None = None) -> Table:
-    """History rows as a table."""
-    table = Table(title=title)
-    for column in ("started (UTC)", "job", "task", "status", "try", "worker", "ms", "error"):
-        table.add_column(column, no_wrap=column in {"started (UTC)", "job"})
-    for record in records:
-        table.add_row(
-            when(record.started_at),
-            str(record.job_id),
-            record.task_identifier,
-            record.status,
-            str(record.attempt_number),
-            record.worker_id or "",
-            "" if record.execution_time_ms is None else str(record.execution_time_ms),
-            shorten(record.error_message, 40),
-        )
-    return table
-
-
-def job_detail_table(job: Job) -> Table:
-    """One job, field by field."""
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    for field in dataclasses.fields(job):
-        value = getattr(job, field.name)
-        if field.name == "correlation_id":
-            continue
-        if isinstance(value, datetime):
-            shown = when(value)
-        elif field.name == "payload":
-            shown = json.dumps(value, sort_keys=True)
-        elif isinstance(value, tuple):
-            shown = ", ".join(value)
-        else:
-            shown = "" if value is None else str(value)
-        table.add_row(field.name, shown)
-    return table
-
-
-def rate_limit_table(limit: RateLimit) -> Table:
-    """One token bucket."""
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("key", limit.key)
-    table.add_row("capacity", str(limit.capacity))
-    table.add_row("interval", age(limit.interval))
-    table.add_row("available tokens", str(limit.available_tokens))
-    table.add_row("last refill (UTC)", when(limit.last_refill_at))
-    table.add_row("next refill (UTC)", when(limit.next_refill_at))
-    return table
-
-
-def queues_table(queues: Sequence[JobQueue]) -> Table:
-    """Named queues with their locks."""
-    table = Table(title="Named queues unlocked")
-    for column in ("queue", "jobs"):
-        table.add_column(column)
-    for queue in queues:
-        table.add_row(queue.queue_name, str(queue.job_count))
-    return table
 
 
 def progress_bar(*, transient: bool = False) -> Progress:

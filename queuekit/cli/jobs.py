@@ -19,6 +19,7 @@ from queuekit.cli.app import (
     cli,
     console,
     current_state,
+    failure_details,
     history_table,
     job_detail_table,
     jobs_table,
@@ -27,6 +28,7 @@ from queuekit.cli.app import (
     when,
     window_start,
 )
+from queuekit.errors import UnknownRateLimitError
 from queuekit.types import (
     HISTORY_STATUSES,
     JOB_KEY_MODES,
@@ -67,24 +69,39 @@ def add(
         raise InputError("give --run-at or --delay, not both")
     state = current_state()
     manager = state.manager()
-    if delay is not None:
-        run_at = manager.now() + delay
-    job = manager.add_job(
-        task,
-        payload,
-        queue_name=queue_name,
-        run_at=run_at,
-        priority=priority,
-        max_attempts=max_attempts,
-        job_key=job_key,
-        job_key_mode=job_key_mode,
-        flags=flags,
-        rate_limit_key=rate_limit_key,
-    )
+    now = manager.now() if delay is not None or job_key is not None else None
+    if delay is not None and now is not None:
+        run_at = now + delay
+    try:
+        job = manager.add_job(
+            task,
+            payload,
+            queue_name=queue_name,
+            run_at=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            job_key=job_key,
+            job_key_mode=job_key_mode,
+            flags=flags,
+            rate_limit_key=rate_limit_key,
+        )
+    except UnknownRateLimitError:
+        raise InputError(
+            f"unknown rate-limit key {rate_limit_key!r}; create its bucket first with "
+            f"`queuekit rate-limit set {rate_limit_key} CAPACITY INTERVAL`"
+        ) from None
     if state.json:
         print_json(job)
+        return
+    detail = f"({job.task_identifier}, run at {when(job.run_at)} UTC)"
+    if now is None or job.created_at >= now:
+        console().print(f"Added job {job.id} {detail}.")
+    elif job.updated_at >= now:
+        console().print(f"Replaced job {job.id} with key {job_key!r} {detail}.")
     else:
-        console().print(f"Added job {job.id} ({job.task_identifier}, run at {when(job.run_at)}).")
+        console().print(
+            f"Kept job {job.id}, already queued with key {job_key!r} {detail}; nothing changed."
+        )
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -137,6 +154,11 @@ def jobs_show(job_id: uuid.UUID) -> None:
     else:
         out.print(job_detail_table(job))
     out.print(history_table(attempts, title="Attempts (newest first)"))
+    failed = [record for record in attempts if record.error_message or record.error_stack]
+    if failed:
+        out.print("Latest error (`queuekit history --job ID --errors` shows every attempt's):")
+        for line in failure_details(failed[:1]):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.command("history")
@@ -147,6 +169,7 @@ def jobs_show(job_id: uuid.UUID) -> None:
 @click.option("--task", "task_identifier", metavar="TASK")
 @click.option("--status", type=click.Choice(HISTORY_STATUSES))
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--errors", is_flag=True, help="Also print each error in full, with its traceback.")
 @json_option
 def history(
     job_id: uuid.UUID | None,
@@ -156,6 +179,7 @@ def history(
     task_identifier: str | None,
     status: str | None,
     limit: int,
+    errors: bool,
 ) -> None:
     """Attempts, newest first: of one job, or by time window, task and status."""
     state = current_state()
@@ -179,6 +203,11 @@ def history(
         out = console()
         out.print(history_table(records))
         out.print(f"{len(records)} attempt(s)")
+        if errors:
+            for line in failure_details(records):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        elif any(record.error_stack for record in records):
+            out.print("Full errors and tracebacks: add --errors.")
 
 
 @cli.command("stats")
@@ -212,7 +241,7 @@ def stats() -> None:
         queues.add_column("queue")
         for name in JOB_STATUSES:
             queues.add_column(name, justify="right")
-        queues.add_column("locked")
+        queues.add_column("queue locked")
         for queue, counts in sorted(result.by_queue.items()):
             queues.add_row(
                 queue,

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from queuekit import migrations
 from queuekit.cli.app import (
+    DEBUG_ENV,
     DURATION,
     INTERVAL,
     InputError,
@@ -145,9 +147,13 @@ def import_object(spec: str, option: str) -> Any:
     except ImportError as error:
         raise InputError(f"{option} {spec!r}: cannot import {module_name!r} ({error})") from error
     except Exception as error:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        frame = traceback.extract_tb(error.__traceback__)[-1]
         raise RuntimeFailure(
             f"{option} {spec!r}: importing {module_name!r} failed with "
-            f"{type(error).__name__}: {error}"
+            f"{type(error).__name__}: {error} (at {frame.filename}:{frame.lineno}); "
+            f"run again with {DEBUG_ENV}=1 to see the traceback"
         ) from error
     for part in attribute.split("."):
         try:
@@ -294,7 +300,7 @@ def worker(
     )
     with logging_to_stderr(log_level):
         if drain:
-            drain_worker(state, manager, runner)
+            drain_worker(state, manager, runner, claim, list(forbidden_flags) or None)
         else:
             runner.run()
     if state.json:
@@ -303,8 +309,23 @@ def worker(
         console().print(stats_table(runner.stats, f"Worker {runner.worker_id}"))
 
 
-def drain_worker(state: State, manager: JobManager, runner: Any) -> None:
-    """Drain on a background thread, with a progress bar, stopping cleanly on SIGINT/SIGTERM."""
+#: Jobs the drain progress bar counts up front at most (it grows past them as jobs finish).
+DRAIN_COUNT_LIMIT = 100_000
+
+
+def drain_worker(
+    state: State,
+    manager: JobManager,
+    runner: Any,
+    task_identifiers: Sequence[str] | None,
+    forbidden_flags: Sequence[str] | None,
+) -> None:
+    """Drain on a background thread, with a progress bar, stopping cleanly on SIGINT/SIGTERM.
+
+    The bar counts the jobs this worker can claim now (due, of its tasks, not
+    of a forbidden flag), each once when its first attempt ends however it
+    ends; a job that becomes claimable during the drain adds itself to it.
+    """
     from queuekit.signals import stop_signals
 
     stop_requested = threading.Event()
@@ -319,18 +340,31 @@ def drain_worker(state: State, manager: JobManager, runner: Any) -> None:
     thread = threading.Thread(target=work, name="queuekit-drain", daemon=True)
     progress = None if state.json else progress_bar()
     if progress is not None:
-        waiting = manager.stats().by_status.get("available", 0)
-        bar = progress.add_task("Draining", total=waiting or None)
-        finished = [0]
+        pending = set(
+            manager.transactions.run(
+                None,
+                lambda conn: manager.repository.claimable_job_ids(
+                    conn, task_identifiers, forbidden_flags, DRAIN_COUNT_LIMIT
+                ),
+            )
+        )
+        total = [len(pending)]
+        seen: set[Any] = set()
+        bar = progress.add_task("Draining", total=total[0] or None)
         lock = threading.Lock()
 
-        def advance(_event: Any) -> None:
+        def advance(event: Any) -> None:
+            job_id = event.data.get("job_id")
             with lock:
-                finished[0] += 1
-                progress.update(bar, completed=finished[0])
+                if job_id in seen:
+                    return
+                seen.add(job_id)
+                if job_id not in pending:
+                    total[0] += 1
+                progress.update(bar, total=total[0], completed=len(seen))
 
-        runner.on("job/completed", advance)
-        runner.on("job/exhausted", advance)
+        for name in ("job/completed", "job/failed", "job/exhausted", "job/partial-success"):
+            runner.on(name, advance)
         progress.start()
     try:
         with stop_signals(lambda _force: stop_requested.set()):
