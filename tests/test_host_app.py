@@ -282,17 +282,22 @@ def test_merged_lineage_first_host_revision(
     command.upgrade(config, "heads")
     before = sorted(queuekit_versions.iterdir())
 
+    # The include helpers alone refuse an autogenerate aimed at queuekit's branch.
+    env_py = host_tree / "merged" / "env.py"
+    with_hook = env_py.read_text()
+    hook = "process_revision_directives=check_new_revisions,"
+    assert hook in with_hook
+    env_py.write_text(with_hook.replace(hook, ""))
     with pytest.raises(CommandError) as refused:
         command.revision(config, message="first", autogenerate=True)
+    env_py.write_text(with_hook)
     message = str(refused.value)
     assert f"on {migrations.head()}" in message
     assert "--head base --branch-label NAME --version-path DIR" in message
-    # The hook form refuses an empty revision too (with revision_environment = true).
+    # The hook in env.py refuses an empty revision too (with revision_environment = true).
     config.set_main_option("revision_environment", "true")
     with pytest.raises(CommandError, match="queuekit's branch"):
-        command.revision(
-            config, message="empty", process_revision_directives=migrations.check_new_revisions
-        )
+        command.revision(config, message="empty")
     with pytest.raises(CommandError, match="queuekit's branch"):
         command.revision(
             config,

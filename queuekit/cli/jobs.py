@@ -69,9 +69,13 @@ def add(
         raise InputError("give --run-at or --delay, not both")
     state = current_state()
     manager = state.manager()
-    now = manager.now() if delay is not None or job_key is not None else None
-    if delay is not None and now is not None:
-        run_at = now + delay
+    if delay is not None:
+        run_at = manager.now() + delay
+    holder = None
+    if job_key is not None:
+        holder = manager.transactions.run(
+            None, lambda conn: manager.repository.job_with_key(conn, job_key)
+        )
     try:
         job = manager.add_job(
             task,
@@ -94,14 +98,16 @@ def add(
         print_json(job)
         return
     detail = f"({job.task_identifier}, run at {when(job.run_at)} UTC)"
-    if now is None or job.created_at >= now:
+    if holder is None:
         console().print(f"Added job {job.id} {detail}.")
-    elif job.updated_at >= now:
-        console().print(f"Replaced job {job.id} with key {job_key!r} {detail}.")
-    else:
+    elif holder.id != job.id:
+        console().print(f"Replaced job {holder.id} (key {job_key!r}) with job {job.id} {detail}.")
+    elif job == holder:
         console().print(
             f"Kept job {job.id}, already queued with key {job_key!r} {detail}; nothing changed."
         )
+    else:
+        console().print(f"Updated job {job.id} (key {job_key!r}) in place {detail}.")
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -241,11 +247,11 @@ def stats() -> None:
         queues.add_column("queue")
         for name in JOB_STATUSES:
             queues.add_column(name, justify="right")
-        queues.add_column("queue locked")
+        queues.add_column("queue lock")
         for queue, counts in sorted(result.by_queue.items()):
             queues.add_row(
                 queue,
                 *(str(counts.get(name, 0)) for name in JOB_STATUSES),
-                "yes" if counts.get("is_locked") else "no",
+                "held" if counts.get("is_locked") else "free",
             )
         out.print(queues)

@@ -24,14 +24,19 @@ _HEX = re.compile(r"[0-9a-f]+")
 
 
 def short_ids(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Each id's shortest hex prefix (at least MIN_SHOWN digits) that no other id shares."""
+    """The ids' hex prefixes, all as long as the longest one needed to tell two apart.
+
+    One length for all (at least MIN_SHOWN digits) keeps a column aligned, as
+    git abbreviates every hash of a listing alike.
+    """
     hexes = sorted({job_id.hex for job_id in ids})
     lengths = dict.fromkeys(hexes, MIN_SHOWN)
     for before, after in itertools.pairwise(hexes):
         common = next((i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b), 32)
         for text in (before, after):
             lengths[text] = max(lengths[text], common + 1)
-    return {uuid.UUID(text): text[: lengths[text]] for text in hexes}
+    length = max(lengths.values(), default=MIN_SHOWN)
+    return {uuid.UUID(text): text[:length] for text in hexes}
 
 
 def parse_prefix(text: str) -> str | uuid.UUID:

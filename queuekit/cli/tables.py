@@ -17,8 +17,8 @@ from typing import Literal
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from queuekit.cli.short_ids import short_ids
 from queuekit.types import HistoryRecord, Job, JobQueue, RateLimit
@@ -71,6 +71,8 @@ class Column:
     #: Whether the cells may wrap onto several lines (else each stays on one line).
     wrap: bool = False
     justify: Justify = "left"
+    #: The narrowest a wrapping column gets before columns are dropped instead.
+    floor: int = 10
 
 
 class FittedTable:
@@ -80,17 +82,14 @@ class FittedTable:
         self.columns = [c for c in columns if c.drop_rank == 0 or any(c.cells)]
         self.title = title
 
-    def table(self, columns: Sequence[Column], dropped: Sequence[str] = ()) -> Table:
-        """The rich table of ``columns`` (with a caption naming ``dropped`` ones)."""
-        caption = None
-        if dropped:
-            caption = f"not shown at this width: {', '.join(dropped)} (--json has every field)"
+    def table(self, columns: Sequence[Column]) -> Table:
+        """The rich table of ``columns``."""
         table = Table(
             title=self.title,
-            caption=caption,
             box=box.SIMPLE_HEAD,
             pad_edge=False,
-            collapse_padding=True,
+            show_edge=False,
+            padding=(0, 1, 0, 0),
         )
         for column in columns:
             table.add_column(
@@ -98,33 +97,46 @@ class FittedTable:
                 justify=column.justify,
                 no_wrap=not column.wrap,
                 overflow="fold",
-                min_width=None if column.wrap else _natural_width(column),
+                min_width=_min_width(column),
             )
         rows = len(columns[0].cells) if columns else 0
         for index in range(rows):
             table.add_row(*(column.cells[index] for column in columns))
         return table
 
-    def fitted(self, console: Console, options: ConsoleOptions) -> Table:
-        """The table with the most useful columns that fit in ``options.max_width``."""
+    def fitted(self, console: Console, options: ConsoleOptions) -> tuple[Table, list[str]]:
+        """The table of the most useful columns that fit, and the headers of those left out."""
         shown = list(self.columns)
         dropped: list[str] = []
         while True:
-            table = self.table(shown, dropped)
-            minimum = Measurement.get(console, options, table).minimum
+            table = self.table(shown)
+            # Each column has one space of padding and a separator before the next one.
+            # (rich's own measurement counts a long word as unbreakable, though it folds.)
+            minimum = sum(_min_width(c) for c in shown) + 2 * len(shown) - 1
             droppable = [c for c in shown if c.drop_rank > 0]
             if minimum <= options.max_width or not droppable:
-                return table
+                return table, dropped
             victim = max(droppable, key=lambda c: c.drop_rank)
             shown.remove(victim)
             dropped.append(victim.header)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.fitted(console, options)
+        table, dropped = self.fitted(console, options)
+        yield table
+        if dropped:
+            yield Text(
+                f"Not shown at this width: {', '.join(dropped)} (--json has every field).",
+                style="dim",
+            )
 
 
-def _natural_width(column: Column) -> int:
-    return max([len(column.header), *(len(cell) for cell in column.cells)])
+def _min_width(column: Column) -> int:
+    """The width below which the column would be unreadable (and is dropped instead)."""
+    natural = max([len(column.header), *(len(cell) for cell in column.cells)])
+    if not column.wrap:
+        return natural
+    longest_word = max(len(word) for word in column.header.split())
+    return max(min(natural, column.floor), longest_word)
 
 
 def jobs_table(jobs: Sequence[Job], title: str | None = None) -> FittedTable:
@@ -137,9 +149,13 @@ def jobs_table(jobs: Sequence[Job], title: str | None = None) -> FittedTable:
             Column("status", [job.status for job in jobs]),
             Column("run at (UTC)", [when(job.run_at) for job in jobs], wrap=True),
             Column("tries", [f"{job.attempts}/{job.max_attempts}" for job in jobs]),
-            Column("locked by", [job.locked_by or "" for job in jobs], drop_rank=1, wrap=True),
+            Column(
+                "locked by", [job.locked_by or "" for job in jobs], drop_rank=1, wrap=True, floor=6
+            ),
             Column("error", [shorten(job.last_error) for job in jobs], drop_rank=2, wrap=True),
-            Column("queue", [job.queue_name or "" for job in jobs], drop_rank=3, wrap=True),
+            Column(
+                "queue", [job.queue_name or "" for job in jobs], drop_rank=3, wrap=True, floor=6
+            ),
             Column(
                 "prio",
                 [str(job.priority) if job.priority else "" for job in jobs],

@@ -83,6 +83,11 @@ class Reading(Catalog):
         )
         return [history_from_row(row) for row in self.run(conn, statement)]
 
+    def job_with_key(self, conn: Connection, job_key: str) -> Job | None:
+        """The job holding ``job_key``, or None."""
+        row = self.run(conn, select(jobs).where(jobs.c.job_key == job_key)).first()
+        return None if row is None else job_from_row(row)
+
     def job_ids_between(
         self, conn: Connection, low: uuid.UUID, high: uuid.UUID, limit: int
     ) -> list[uuid.UUID]:
