@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
 #: What to install when SQLAlchemy's asyncio support (greenlet) is missing.
 ASYNC_EXTRAS_HINT = (
     "install queuekit[postgresql-async], queuekit[sqlite-async] or queuekit[mysql-async]"
@@ -94,6 +92,10 @@ _TRANSIENT_MARKERS = (
 
 def is_transient(error: BaseException) -> bool:
     """Tell whether a driver error is worth retrying in a new transaction."""
+    # Imported here so that importing the errors (as the command line does to
+    # answer --help) does not import SQLAlchemy.
+    from sqlalchemy import exc as sa_exc
+
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     text = str(error).lower()
@@ -103,6 +105,8 @@ def is_transient(error: BaseException) -> bool:
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
     """Turn SQLAlchemy/driver errors into queuekit errors; the one translation boundary."""
+    from sqlalchemy import exc as sa_exc
+
     try:
         yield
     except QueueKitError:

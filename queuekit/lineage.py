@@ -69,7 +69,7 @@ def refuse_misplaced_revisions(script_directory: Any, directives: Iterable[Any])
     from queuekit import migrations
 
     ours = Path(migrations.versions_location()).resolve()
-    known = {script.revision for script in migrations._scripts().walk_revisions()}
+    known = migrations._known_revisions()
     for directive in directives:
         heads = _resolved_heads(script_directory, directive.head or "head")
         parents = sorted(head.revision for head in heads if head.revision in known)

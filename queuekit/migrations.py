@@ -16,15 +16,13 @@ never proposes to drop queuekit's tables.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.schema import CreateSchema
 
@@ -33,6 +31,12 @@ from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import SchemaNotMigratedError, translate_db_errors
 from queuekit.lineage import check_active_revision, check_new_revisions
 from queuekit.models import metadata
+
+# Alembic is imported only to migrate: checking the schema, which every
+# JobManager and command does at start, reads the version table and the
+# revision files directly (importing Alembic would double a command's start-up).
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "TABLE_PREFIX",
@@ -82,6 +86,8 @@ def versions_location() -> str:
 
 
 def _config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", script_location())
     config.attributes["connection"] = connection
@@ -89,14 +95,27 @@ def _config(connection: Connection | None = None, schema: str | None = None) -> 
     return config
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(.+?)\s*$", re.MULTILINE)
+
+
 @functools.cache
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
+def _revision_parents() -> dict[str, str | None]:
+    """Each revision queuekit ships, with the one it follows (read from the files)."""
+    parents: dict[str, str | None] = {}
+    for path in sorted(Path(versions_location()).glob("*.py")):
+        found: dict[str, str] = {
+            match[1]: match[2] for match in _REVISION_LINE.finditer(path.read_text())
+        }
+        if "revision" in found:
+            down = found.get("down_revision", "None").strip("\"'")
+            parents[found["revision"].strip("\"'")] = None if down == "None" else down
+    return parents
 
 
 def head() -> str:
     """The revision id of the newest migration shipped with this version of queuekit."""
-    (revision,) = _scripts().get_heads()
+    parents = _revision_parents()
+    (revision,) = set(parents) - set(parents.values())
     return revision
 
 
@@ -147,6 +166,8 @@ def upgrade(
     Raises :class:`~queuekit.errors.UnsupportedDatabaseError` on a server
     queuekit does not support.
     """
+    from alembic import command
+
     with _transaction(bind) as connection:
         check_server_version(connection)
         _create_schema(connection, schema)
@@ -183,6 +204,8 @@ def _refuse_unrecorded_tables(connection: Connection, schema: str | None) -> Non
 
 def downgrade(bind: Engine | Connection, revision: str, *, schema: str | None = None) -> None:
     """Migrate queuekit's tables down to ``revision``; ``"base"`` drops them all."""
+    from alembic import command
+
     with _transaction(bind) as connection:
         check_server_version(connection)
         command.downgrade(_config(connection, schema), revision)
@@ -192,10 +215,21 @@ def current(bind: Engine | Connection, *, schema: str | None = None) -> str | No
     """The revision the database is at, or None when queuekit's tables were never created."""
     with translate_db_errors(), ExitStack() as stack:
         connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
-        context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
-        )
-        return context.get_current_revision()
+        versions = _recorded_versions(connection, VERSION_TABLE, schema)
+        if len(versions) > 1:
+            raise SchemaNotMigratedError(
+                f"{VERSION_TABLE} records several revisions ({', '.join(versions)}); "
+                "queuekit's history has one head: keep the newest row only"
+            )
+        return versions[0] if versions else None
+
+
+def _recorded_versions(connection: Connection, name: str, schema: str | None) -> list[str]:
+    """The revisions an Alembic version table records (none when it does not exist)."""
+    if not inspect(connection).has_table(name, schema=schema):
+        return []
+    version_table = sa.table(name, sa.column("version_num"), schema=schema)
+    return sorted(connection.execute(sa.select(version_table.c.version_num)).scalars())
 
 
 def check(bind: Engine | Connection, *, schema: str | None = None) -> None:
@@ -238,9 +272,7 @@ def merged_revision(bind: Engine | Connection, *, schema: str | None = None) -> 
         connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
         if current(connection, schema=schema) is not None:
             return None
-        host_versions = MigrationContext.configure(
-            connection, opts={"version_table": HOST_VERSION_TABLE, "version_table_schema": schema}
-        ).get_current_heads()
+        host_versions = _recorded_versions(connection, HOST_VERSION_TABLE, schema)
         if not host_versions or not _existing_tables(connection, schema):
             return None
         for revision in host_versions:
@@ -254,7 +286,7 @@ def merged_revision(bind: Engine | Connection, *, schema: str | None = None) -> 
 
 
 def _known_revisions() -> set[str]:
-    return {script.revision for script in _scripts().walk_revisions()}
+    return set(_revision_parents())
 
 
 def _check_revision(revision: str, hint: str) -> None:
@@ -286,9 +318,7 @@ def _check_merged_lineage(connection: Connection, schema: str | None) -> None:
     column must exist.
     """
     hint = "run `alembic upgrade heads` (your Alembic history includes queuekit's revisions)"
-    host_versions = MigrationContext.configure(
-        connection, opts={"version_table": HOST_VERSION_TABLE, "version_table_schema": schema}
-    ).get_current_heads()
+    host_versions = _recorded_versions(connection, HOST_VERSION_TABLE, schema)
     existing = _existing_tables(connection, schema)
     if not existing:
         raise SchemaNotMigratedError(f"queuekit's tables do not exist; {UPGRADE_HINT}")

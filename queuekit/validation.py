@@ -8,14 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
-from jsonschema import exceptions as jsonschema_exceptions
-from jsonschema import validators
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from queuekit.durations import check_optional_time
 from queuekit.errors import (
@@ -27,6 +20,11 @@ from queuekit.errors import (
 )
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
+
+# jsonschema is imported when a schema is first compiled or applied: enqueueing
+# jobs of tasks without a schema (and the command line's start-up) never needs it.
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 
 def check_name(value: object, *, name: str, optional: bool = False) -> str | None:
@@ -197,6 +195,9 @@ def compile_schema(task_identifier: str, schema: object, *, formats: bool = True
         raise InvalidSchemaError(f"schema for {task_identifier!r} is not JSON: {error}") from None
     if contains_nul(schema):
         raise InvalidSchemaError(f"schema for {task_identifier!r} contains a NUL character")
+    from jsonschema import exceptions as jsonschema_exceptions
+    from jsonschema import validators
+
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(dict(schema))
@@ -241,6 +242,10 @@ def _check_references(task_identifier: str, schema: Mapping[str, Any], cls: Any)
 
     References resolve within the schema document only; nothing is fetched.
     """
+    import referencing
+    import referencing.exceptions
+    import referencing.jsonschema
+
     refs, nested_id = _references(schema)
     if not refs or nested_id:
         return
@@ -260,6 +265,8 @@ def _check_references(task_identifier: str, schema: Mapping[str, Any], cls: Any)
 
 def schema_errors(validator: Validator, payload: dict[str, Any]) -> list[dict[str, str]]:
     """Every violation of the schema, as ``{"path", "message"}`` in a stable order."""
+    import referencing.exceptions
+
     try:
         found = sorted(validator.iter_errors(payload), key=lambda e: (e.json_path, e.message))
     except referencing.exceptions.Unresolvable as error:

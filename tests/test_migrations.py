@@ -287,3 +287,36 @@ def test_stats_indexes_revision_downgrades_and_upgrades_with_jobs(
     assert {"ix_queuekit_jobs_task_queue", "ix_queuekit_jobs_exhausted"} <= names
     assert "ix_queuekit_jobs_task_identifier" not in names
     assert manager.stats().by_queue["q"]["available"] == 1
+
+
+def test_revisions_read_without_alembic_match_alembics_own_reading() -> None:
+    # head() and the revision list come from the files without importing Alembic
+    # (every command's start-up); Alembic's reading of the same files must agree.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", migrations.script_location())
+    scripts = ScriptDirectory.from_config(config)
+    assert scripts.get_heads() == [migrations.head()]
+    assert migrations._revision_parents() == {
+        script.revision: script.down_revision for script in scripts.walk_revisions()
+    }
+
+
+def test_checking_the_schema_does_not_import_alembic(empty_url: str) -> None:
+    probe = (
+        "import sys, sqlalchemy as sa\n"
+        "from queuekit import JobManager, migrations\n"
+        f"engine = sa.create_engine({empty_url!r})\n"
+        "JobManager(engine).add_job('t', {})\n"
+        "assert migrations.current(engine) == migrations.head()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n"
+    )
+    engine = sa.create_engine(empty_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

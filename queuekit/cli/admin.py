@@ -7,9 +7,9 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Connection
 
 from queuekit.cli.app import (
     DURATION,
@@ -29,11 +29,15 @@ from queuekit.cli.app import (
     rate_limit_table,
     window_start,
 )
-from queuekit.manager import JobManager
 from queuekit.types import (
     Job,
     TaskIdentifier,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from queuekit.manager import JobManager
 
 # -- admin ----------------------------------------------------------------------------------
 

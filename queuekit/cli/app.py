@@ -30,18 +30,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import sqlalchemy as sa
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from queuekit.cli import tables
+from queuekit.cli.tables import (
+    age,
+    failure_details,
+    history_table,
+    job_detail_table,
+    jobs_table,
+    one_line,
+    queues_table,
+    rate_limit_table,
+    shorten,
+    when,
+)
 from queuekit.durations import parse_duration
 from queuekit.errors import (
     DatabaseError,
@@ -50,21 +51,50 @@ from queuekit.errors import (
     SchemaNotMigratedError,
     UnsupportedDatabaseError,
 )
-from queuekit.manager import JobManager
+
+# Start-up time matters (every command, --help included, pays it): SQLAlchemy,
+# rich and the manager are imported where first needed.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from queuekit.manager import JobManager
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The table helpers live in tables.py; command modules may import them from here too.
-age = tables.age
-failure_details = tables.failure_details
-history_table = tables.history_table
-job_detail_table = tables.job_detail_table
-jobs_table = tables.jobs_table
-one_line = tables.one_line
-queues_table = tables.queues_table
-rate_limit_table = tables.rate_limit_table
-shorten = tables.shorten
-when = tables.when
+# What the command modules import from here (the table helpers of tables.py among them).
+__all__ = [
+    "DEBUG_ENV",
+    "DURATION",
+    "INTERVAL",
+    "JOB_ID",
+    "JSON",
+    "TIME",
+    "InputError",
+    "RuntimeFailure",
+    "State",
+    "age",
+    "cli",
+    "console",
+    "current_state",
+    "database_access",
+    "failure_details",
+    "history_table",
+    "job_detail_table",
+    "jobs_table",
+    "json_option",
+    "main",
+    "one_line",
+    "print_json",
+    "progress_bar",
+    "queues_table",
+    "rate_limit_table",
+    "shorten",
+    "when",
+    "window_start",
+]
+
 
 DEFAULT_DATABASE_URL = "sqlite:///queuekit.db"
 DATABASE_URL_ENV = "QUEUEKIT_DATABASE_URL"
@@ -289,6 +319,8 @@ class State:
     @property
     def display_url(self) -> str:
         """The URL without its password, for messages."""
+        import sqlalchemy as sa
+
         try:
             return sa.make_url(self.url).render_as_string(hide_password=True)
         except sa.exc.ArgumentError:
@@ -296,6 +328,8 @@ class State:
 
     def engine(self) -> sa.Engine:
         """An engine on ``url``; a malformed URL or a missing driver is a clean error."""
+        import sqlalchemy as sa
+
         if self._engine is None:
             try:
                 self._engine = sa.create_engine(self.url)
@@ -316,6 +350,8 @@ class State:
 
     def sqlite_file_missing(self) -> Path | None:
         """The file of a ``sqlite:///`` URL when it does not exist yet (else None)."""
+        import sqlalchemy as sa
+
         url = sa.make_url(self.url)
         database = url.database
         if not url.drivername.startswith("sqlite") or not database:
@@ -327,6 +363,8 @@ class State:
 
     def manager(self) -> JobManager:
         """A JobManager on a migrated database, or a one-line reason why there is none."""
+        from queuekit.manager import JobManager
+
         if self._manager is None:
             engine = self.engine()
             missing = self.sqlite_file_missing()
@@ -348,6 +386,8 @@ class State:
 @contextmanager
 def database_access(state: State) -> Iterator[None]:
     """Name the database in connection failures, which otherwise read like driver noise."""
+    import sqlalchemy as sa
+
     try:
         yield
     except (SchemaNotMigratedError, UnsupportedDatabaseError):
@@ -393,6 +433,8 @@ def json_option(function: F) -> F:
 
 def console() -> Console:
     """A rich console on stdout: the terminal's width, else ``COLUMNS``, else 160 when piped."""
+    from rich.console import Console
+
     stream = sys.stdout
     width: int | None = None
     if not stream.isatty():
@@ -425,6 +467,15 @@ def print_json(value: Any) -> None:
 
 def progress_bar(*, transient: bool = False) -> Progress:
     """The progress display of long operations (drains, replays, the demo)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),

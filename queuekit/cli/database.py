@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from queuekit import migrations
 from queuekit.cli.app import (
     InputError,
     cli,
@@ -33,6 +32,8 @@ def db() -> None:
 @json_option
 def db_upgrade(revision: str) -> None:
     """Migrate queuekit's tables up to REVISION (default: the newest)."""
+    from queuekit import migrations
+
     state = current_state()
     engine = state.engine()
     with database_access(state):
@@ -53,6 +54,8 @@ def db_upgrade(revision: str) -> None:
 @json_option
 def db_downgrade(revision: str, yes: bool) -> None:
     """Migrate queuekit's tables down to REVISION; 'base' drops them all, with their data."""
+    from queuekit import migrations
+
     state = current_state()
     if not yes:
         if not sys.stdin.isatty():
@@ -75,6 +78,8 @@ def db_downgrade(revision: str, yes: bool) -> None:
 @json_option
 def db_current() -> None:
     """Print the revision the database is at ('none' before the first upgrade)."""
+    from queuekit import migrations
+
     state = current_state()
     engine = state.engine()
     with database_access(state):
@@ -97,6 +102,8 @@ def db_current() -> None:
 @json_option
 def db_check() -> None:
     """Exit 0 when the tables are at the newest revision, else 1 with what to run."""
+    from queuekit import migrations
+
     state = current_state()
     engine = state.engine()
     head = migrations.head()

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
-from rich.table import Table
 
 from queuekit.cli.app import (
     DURATION,
@@ -99,15 +98,15 @@ def add(
         return
     detail = f"({job.task_identifier}, run at {when(job.run_at)} UTC)"
     if holder is None:
-        console().print(f"Added job {job.id} {detail}.")
+        click.echo(f"Added job {job.id} {detail}.")
     elif holder.id != job.id:
-        console().print(f"Replaced job {holder.id} (key {job_key!r}) with job {job.id} {detail}.")
+        click.echo(f"Replaced job {holder.id} (key {job_key!r}) with job {job.id} {detail}.")
     elif job == holder:
-        console().print(
+        click.echo(
             f"Kept job {job.id}, already queued with key {job_key!r} {detail}; nothing changed."
         )
     else:
-        console().print(f"Updated job {job.id} (key {job_key!r}) in place {detail}.")
+        click.echo(f"Updated job {job.id} (key {job_key!r}) in place {detail}.")
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -220,6 +219,8 @@ def history(
 @json_option
 def stats() -> None:
     """Jobs by status, task and named queue, and how long the oldest has waited."""
+    from rich.table import Table
+
     state = current_state()
     result = state.manager().stats()
     if state.json:

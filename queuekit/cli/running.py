@@ -13,13 +13,10 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from queuekit import migrations
 from queuekit.cli.app import (
     DEBUG_ENV,
     DURATION,
@@ -38,7 +35,11 @@ from queuekit.cli.app import (
     print_json,
     progress_bar,
 )
-from queuekit.manager import JobManager
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from queuekit.manager import JobManager
 
 # -- maintenance --------------------------------------------------------------------------
 
@@ -54,6 +55,8 @@ from queuekit.manager import JobManager
 @json_option
 def gc(keep_task_identifiers: timedelta) -> None:
     """Delete expired history, empty named queues and unused task identifiers."""
+    from rich.table import Table
+
     state = current_state()
     manager = state.manager()
     counts = {
@@ -88,6 +91,8 @@ def maintain(
     keep_task_identifiers: timedelta,
 ) -> None:
     """Reset expired locks and refill rate limits every interval; GC on a cron schedule."""
+    from rich.table import Table
+
     from queuekit.maintenance import Maintenance
 
     state = current_state()
@@ -212,6 +217,8 @@ def logging_to_stderr(level: str) -> Iterator[None]:
 
 def stats_table(stats: Any, title: str) -> Table:
     """A WorkerStats as a one-row table."""
+    from rich.table import Table
+
     table = Table(title=title)
     names = [f.name for f in dataclasses.fields(stats)]
     for name in names:
@@ -384,7 +391,11 @@ def drain_worker(
 @json_option
 def demo() -> None:
     """Run a few hundred jobs of every kind through a worker (use a fresh SQLite file)."""
+    from rich.console import Console
+
     from queuekit import demo as demo_module
+    from queuekit import migrations
+    from queuekit.manager import JobManager
     from queuekit.types import RetryPolicy
 
     state = current_state()

@@ -13,8 +13,10 @@ import itertools
 import re
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from queuekit.manager import JobManager
+if TYPE_CHECKING:
+    from queuekit.manager import JobManager
 
 #: Hex digits a table shows at least.
 MIN_SHOWN = 8

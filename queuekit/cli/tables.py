@@ -13,15 +13,17 @@ import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
-
-from rich import box
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Literal
 
 from queuekit.cli.short_ids import short_ids
-from queuekit.types import HistoryRecord, Job, JobQueue, RateLimit
+
+# rich is imported when a table is built, so that importing this module costs
+# the command line's start-up nothing.
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.table import Table
+
+    from queuekit.types import HistoryRecord, Job, JobQueue, RateLimit
 
 Justify = Literal["left", "right"]
 
@@ -84,6 +86,9 @@ class FittedTable:
 
     def table(self, columns: Sequence[Column]) -> Table:
         """The rich table of ``columns``."""
+        from rich import box
+        from rich.table import Table
+
         table = Table(
             title=self.title,
             box=box.SIMPLE_HEAD,
@@ -121,6 +126,8 @@ class FittedTable:
             dropped.append(victim.header)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
         table, dropped = self.fitted(console, options)
         yield table
         if dropped:
@@ -192,6 +199,8 @@ def history_table(records: Sequence[HistoryRecord], title: str | None = None) ->
 
 def job_detail_table(job: Job) -> Table:
     """One job, field by field."""
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -227,6 +236,8 @@ def failure_details(records: Sequence[HistoryRecord]) -> Iterator[str]:
 
 def rate_limit_table(limit: RateLimit) -> Table:
     """One token bucket."""
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
@@ -241,6 +252,8 @@ def rate_limit_table(limit: RateLimit) -> Table:
 
 def queues_table(queues: Sequence[JobQueue]) -> Table:
     """Named queues with their locks."""
+    from rich.table import Table
+
     table = Table(title="Named queues unlocked")
     for column in ("queue", "jobs"):
         table.add_column(column)
