@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
+#: What to install when SQLAlchemy's asyncio support (greenlet) is missing.
+ASYNC_EXTRAS_HINT = (
+    "install queuekit[postgresql-async], queuekit[sqlite-async] or queuekit[mysql-async]"
+)
 
 
 class QueueKitError(Exception):
@@ -103,6 +106,10 @@ _CONNECTION_MARKERS = (
 
 def is_connection_lost(error: BaseException) -> bool:
     """Whether a driver error means the connection to the server was lost."""
+    # Imported here so that importing the errors (as the command line does to
+    # answer --help) does not import SQLAlchemy.
+    from sqlalchemy import exc as sa_exc
+
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     text = str(error).lower()
@@ -118,6 +125,8 @@ def is_transient(error: BaseException) -> bool:
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
     """Turn SQLAlchemy/driver errors into queuekit errors; the one translation boundary."""
+    from sqlalchemy import exc as sa_exc
+
     try:
         yield
     except QueueKitError:

@@ -91,6 +91,7 @@ class JobManager(Control):
         schema: str | None = None,
         schema_cache_ttl: Duration = "5 seconds",
         check_schema: bool = True,
+        validate_formats: bool = True,
     ) -> None:
         if not isinstance(bind, Engine):
             raise InvalidArgumentError(
@@ -101,6 +102,8 @@ class JobManager(Control):
         self.engine = bind
         self.retry = retry if retry is not None else RetryPolicy()
         self.validate_payloads = validate_payloads
+        #: Whether payload schemas' ``format`` keywords are enforced (``email``, ``date``...).
+        self.validate_formats = validate_formats
         self.schema = schema
         self.dialect = support_for(bind.dialect)
         self.dialect.prepare_engine(bind)
@@ -108,7 +111,9 @@ class JobManager(Control):
         self.transactions = Transactions(
             bind, self.dialect.begin_transaction, self.dialect.check_own_transaction
         )
-        self.schemas = SchemaCache(parse_duration(schema_cache_ttl).total_seconds())
+        self.schemas = SchemaCache(
+            parse_duration(schema_cache_ttl).total_seconds(), formats=validate_formats
+        )
         self._known_rate_limits: set[str] = set()
         self.lessons = Lessons(self._committed)
         self._lock = threading.Lock()
@@ -154,7 +159,11 @@ class JobManager(Control):
         """Store, replace or (with None) remove the JSON Schema of a task's payloads."""
         identifier = check_required_name(task_identifier, name="task_identifier")
         check_session(session)
-        validator = None if schema is None else compile_schema(identifier, schema)
+        validator = (
+            None
+            if schema is None
+            else compile_schema(identifier, schema, formats=self.validate_formats)
+        )
         repository = self.repository
 
         def work(conn: Connection) -> tuple[TaskIdentifier, int]:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import (
     CommitUnknownError,
     InvalidArgumentError,
@@ -139,9 +140,11 @@ class Transactions:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in a new transaction, committed on success."""
-        with self.engine.connect() as conn, conn.begin():
-            self.on_begin(conn)
-            yield conn
+        with self.engine.connect() as conn:
+            conn.execution_options(**{OWN_TRANSACTION: True})
+            with conn.begin():
+                self.on_begin(conn)
+                yield conn
 
     def run(
         self,

@@ -9,15 +9,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
-
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
-from jsonschema import exceptions as jsonschema_exceptions
-from jsonschema import validators
-from jsonschema.protocols import Validator
 
 from queuekit.durations import check_optional_time
 from queuekit.errors import (
@@ -32,6 +25,12 @@ from queuekit.learning import Learned
 from queuekit.limits import document_problem, size_problem, structure_problem, text_problem
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
+
+# jsonschema is imported when a schema is first compiled or applied: enqueueing
+# jobs of tasks without a schema (and the command line's start-up) never needs it.
+if TYPE_CHECKING:
+    import referencing
+    from jsonschema.protocols import Validator
 
 
 def check_name(value: object, *, name: str, optional: bool = False) -> str | None:
@@ -207,8 +206,13 @@ def check_job_spec(spec: JobSpec) -> NewJob:
     )
 
 
-def compile_schema(task_identifier: str, schema: object) -> Validator:
-    """Check a schema against its meta-schema and return a reusable validator."""
+def compile_schema(task_identifier: str, schema: object, *, formats: bool = True) -> Validator:
+    """Check a schema against its meta-schema and return a reusable validator.
+
+    With ``formats`` the validator enforces ``format`` keywords (``email``,
+    ``date``, ``uuid``...) with the checkers jsonschema has; JSON Schema
+    itself only annotates them unless asked.
+    """
     if not isinstance(schema, Mapping):
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} must be a JSON object (dict), "
@@ -224,6 +228,9 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         raise InvalidSchemaError(
             f"schema for {task_identifier!r}: $schema must be a meta-schema URI string"
         )
+    from jsonschema import exceptions as jsonschema_exceptions
+    from jsonschema import validators
+
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(dict(schema))
@@ -233,12 +240,15 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         ) from None
     registry = _local_registry()
     _check_references(task_identifier, schema, cls, registry)
-    validator: Validator = cls(dict(schema), registry=registry)
+    checker = cls.FORMAT_CHECKER if formats else None
+    validator: Validator = cls(dict(schema), registry=registry, format_checker=checker)
     return validator
 
 
 def _refuse_retrieval(uri: str) -> referencing.Resource[Any]:
     """Never fetch a referenced document: validation touches no network and no file."""
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
@@ -249,6 +259,8 @@ def _local_registry() -> referencing.Registry[Any]:
     timeout), so a stored schema could make every enqueue hang on a remote
     server; this one raises instead.
     """
+    import referencing
+
     # referencing's classes are attrs classes, whose fields mypy cannot see.
     return referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
@@ -294,6 +306,8 @@ def _check_references(
     Such a schema would fail on every enqueue (nothing is ever fetched, see
     :func:`_local_registry`), so it is refused when it is registered.
     """
+    import referencing.jsonschema
+
     specification = referencing.jsonschema.specification_with(cls.META_SCHEMA["$schema"])
     resource = specification.create_resource(dict(schema))
     root = resource.id() or "urn:queuekit:payload-schema"
@@ -310,6 +324,8 @@ def _check_references(
 
 def schema_errors(validator: Validator, payload: dict[str, Any]) -> list[dict[str, str]]:
     """Every violation of the schema, as ``{"path", "message"}`` in a stable order."""
+    import referencing.exceptions
+
     try:
         found = sorted(validator.iter_errors(payload), key=lambda e: (e.json_path, e.message))
     except referencing.exceptions.Unresolvable as error:
@@ -338,8 +354,9 @@ class SchemaCache:
     the cache never holds an uncommitted schema.
     """
 
-    def __init__(self, ttl_seconds: float) -> None:
+    def __init__(self, ttl_seconds: float, *, formats: bool = True) -> None:
         self._ttl = ttl_seconds
+        self._formats = formats
         self._entries: dict[str, _CachedSchema] = {}
         self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -391,7 +408,7 @@ class SchemaCache:
             entry = self._entries.get(identifier)
             if entry is not None and entry.version == version:
                 return entry.validator
-        return None if schema is None else compile_schema(identifier, schema)
+        return None if schema is None else compile_schema(identifier, schema, formats=self._formats)
 
     def keep(self, fetched: Mapping[str, _CachedSchema]) -> None:
         """Cache validators read in a transaction that committed (unless a change is pending)."""

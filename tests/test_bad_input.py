@@ -9,6 +9,7 @@ Awkward but valid strings are stored and read back verbatim.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from queuekit import (
     PayloadValidationError,
     UnknownRateLimitError,
 )
+from queuekit.durations import parse_duration
 from queuekit.types import Job
 
 BAD_WORKER_IDS: list[Any] = ["", None, 42, b"bytes", ["w"], "w" * 256]
@@ -41,6 +43,14 @@ BAD_INTERVALS: list[Any] = [
     "second",
     "1 seconds and 2 minutes",
     "1,5 hours",
+    "5ms",
+    "5 months",
+    "1h 2",
+    "P",
+    "PT",
+    "P1M",
+    "P1Y",
+    "PT5X",
     "nan seconds",
     -1,
     -0.5,
@@ -193,6 +203,19 @@ def test_rate_limit_intervals_go_through_the_duration_parser(manager: JobManager
         minutes=90
     )
     assert manager.register_rate_limit("k", 1, 0.25).interval == timedelta(milliseconds=250)
+
+
+@pytest.mark.parametrize(
+    ("interval", "message"),
+    [
+        ("P1M", "years and months have no fixed length"),
+        ("5 parsecs", "'90s', '5m', '1h30m'"),
+        ("5ms", "ISO 8601 duration (e.g. 'PT5M'"),
+    ],
+)
+def test_duration_errors_name_the_accepted_forms(interval: str, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        parse_duration(interval, name="interval")
 
 
 # -- job keys ---------------------------------------------------------------------------------

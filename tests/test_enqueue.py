@@ -294,6 +294,31 @@ def test_payload_schema_checked_and_tasks_without_schema_pass(manager: JobManage
     assert manager.add_job("email", {"to": 5}).payload == {"to": 5}
 
 
+def test_schema_formats_are_enforced_unless_switched_off(manager: JobManager) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"to": {"type": "string", "format": "email"}, "on": {"format": "date"}},
+    }
+    manager.register_task("email", schema=schema)
+    with pytest.raises(PayloadValidationError) as caught:
+        manager.add_jobs(
+            [
+                JobSpec("email", {"to": "ada@example.com", "on": "2026-02-30"}),
+                JobSpec("email", {"to": "not an address"}),
+            ]
+        )
+    assert caught.value.errors == [{"path": "$.on", "message": "'2026-02-30' is not a 'date'"}]
+    with pytest.raises(PayloadValidationError, match="is not a 'email'"):
+        manager.add_job("email", {"to": "not an address"})
+    assert manager.list_jobs() == []
+    assert manager.add_job("email", {"to": "ada@example.com", "on": "2026-02-28"})
+
+    lenient = JobManager(manager.engine, validate_formats=False)
+    assert lenient.add_job("email", {"to": "not an address"}).payload == {"to": "not an address"}
+    lenient.register_task("email", schema=schema)
+    assert lenient.add_job("email", {"on": "2026-02-30"}).payload == {"on": "2026-02-30"}
+
+
 # -- W4: a key held by a running job ----------------------------------------------------------
 
 

@@ -11,6 +11,11 @@ from sqlalchemy import BigInteger, Column, ColumnElement, Connection, Engine, Ta
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
+#: Execution option that marks a connection whose next transaction queuekit opens
+#: for itself (not the application's), so a dialect may set that transaction up
+#: differently when it begins (SQLite takes the write lock at once).
+OWN_TRANSACTION = "queuekit_own_transaction"
+
 
 class Listener(Protocol):
     """A dedicated connection that waits for enqueue notifications."""

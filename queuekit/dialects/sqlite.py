@@ -1,4 +1,4 @@
-"""SQLite: one writer at a time (WAL, busy timeout, BEGIN IMMEDIATE), text timestamps."""
+"""SQLite: one writer at a time (WAL, busy timeout, immediate own transactions), text times."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Dialect
 
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.errors import InvalidArgumentError
 from queuekit.models import UTCDateTime
@@ -100,21 +101,31 @@ class SQLiteSupport(OnConflictSupport):
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            # PRAGMA synchronous is left alone: durability is the application's choice.
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            # A deferred transaction that reads and then writes can fail at once
-            # with SQLITE_BUSY when another writer got in between; taking the
-            # write lock at BEGIN makes writers queue on the busy timeout instead.
+        def _begin(connection: Connection) -> None:
+            # With the driver's own transaction handling off, every transaction
+            # begins here. queuekit's own transactions take the write lock up
+            # front: a deferred transaction that reads and then writes can fail
+            # at once with SQLITE_BUSY when another writer got in between, while
+            # BEGIN IMMEDIATE makes writers queue on the busy timeout instead.
+            # The application's transactions stay deferred, so its readers never
+            # wait for a writer (WAL).
             dbapi_connection = connection.connection.dbapi_connection
             if isinstance(dbapi_connection, sqlite3.Connection) and (
                 dbapi_connection.isolation_level is not None or dbapi_connection.in_transaction
             ):
                 return
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-            _open_here()[connection] = (_current_task(), None)  # locked from BEGIN
+            own = connection.get_execution_options().get(OWN_TRANSACTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if own else "BEGIN")
+            # An IMMEDIATE transaction holds the write lock from BEGIN; a deferred
+            # one only once it has written (its total_changes moved).
+            _open_here()[connection] = (
+                _current_task(),
+                None if own else _total_changes(connection),
+            )
 
         @event.listens_for(engine, "commit")
         @event.listens_for(engine, "rollback")

@@ -174,6 +174,19 @@ class Claim(Enqueue):
             conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
         return and_(*conditions)
 
+    def claimable_job_ids(
+        self,
+        conn: Connection,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        limit: int,
+    ) -> list[uuid.UUID]:
+        """Ids of up to ``limit`` jobs a worker with these filters could claim now."""
+        statement = (
+            select(jobs.c.id).where(self.claimable(task_identifiers, forbidden_flags)).limit(limit)
+        )
+        return list(self.run(conn, statement).scalars())
+
     def claim_candidates_statement(
         self,
         task_identifiers: Sequence[str] | None,
