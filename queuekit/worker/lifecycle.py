@@ -236,7 +236,8 @@ class Worker:
         Claimed jobs not yet started are released (their attempt is not
         consumed); running tasks get ``timeout`` (default
         ``shutdown_timeout``) to finish, with ``ctx.cancelled`` set; those
-        still running then are failed with a :class:`ShutdownError`.
+        still running then are failed with a :class:`ShutdownError` (an
+        async task is also cancelled: ``asyncio.CancelledError`` inside it).
         Pending outcomes are flushed before it returns. Called from a task or
         an event listener, it asks for the stop and returns at once.
         """
