@@ -578,7 +578,12 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
         for round_number in range(rounds):
             for _ in range(10):
                 try:
-                    with engine.connect() as conn, conn.begin():
+                    with engine.connect() as conn:
+                        if engine.dialect.name == "sqlite":
+                            # SQLite cannot upgrade a stale read snapshot to a write:
+                            # a caller's writing loop begins IMMEDIATE, as documented.
+                            conn = conn.execution_options(queuekit_own_transaction=True)
+                        conn.begin()
                         manager.add_job(
                             "t", {"t": thread}, job_key="hot", job_key_mode=mode, session=conn
                         )
@@ -589,6 +594,7 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
                             ],
                             session=conn,
                         )
+                        conn.commit()
                     break
                 except TransientDatabaseError as error:
                     transient.append(error)
