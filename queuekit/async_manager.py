@@ -97,6 +97,7 @@ class AsyncJobManager:
             schema_cache_ttl=schema_cache_ttl,
             check_schema=False,
         )
+        self.sync_manager.async_engine = bind
         self._checked = False
 
     async def check_database(self) -> None:

@@ -89,6 +89,10 @@ class Run:
     interrupt: Callable[[], None] | None = None
     #: For an async task: its asyncio task (touched on the event loop's thread only).
     aio_task: asyncio.Future[Any] | None = None
+    #: The task's ``ctx.transaction()`` is committing: the block settles the attempt.
+    committing: bool = False
+    #: The task's ``ctx.transaction()`` committed the completion: nothing more to record.
+    committed: bool = False
 
     def cancel(self, *, interrupt: bool) -> None:
         """Set ``ctx.cancelled``; with ``interrupt``, also cancel an async task for real.
