@@ -97,7 +97,6 @@ class AsyncJobManager:
             schema_cache_ttl=schema_cache_ttl,
             check_schema=False,
         )
-        self.sync_manager.async_engine = bind
         self._checked = False
 
     async def check_database(self) -> None:

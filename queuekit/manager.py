@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -64,9 +64,6 @@ from queuekit.validation import (
     schema_errors,
 )
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
 T = TypeVar("T")
 
 #: Rows one maintenance transaction handles at most, so huge backlogs never
@@ -107,9 +104,6 @@ class JobManager(Control):
         self.transactions = Transactions(bind, self.dialect.begin_transaction)
         self.schemas = SchemaCache(parse_duration(schema_cache_ttl).total_seconds())
         self._known_rate_limits: set[str] = set()
-        #: The AsyncEngine this manager's engine belongs to, when an AsyncJobManager made it
-        #: (async tasks' ``ctx.transaction()`` opens its default AsyncSession there).
-        self.async_engine: AsyncEngine | None = None
         self._lock = threading.Lock()
         if check_schema:
             self.check_database()

@@ -124,11 +124,11 @@ class JobContext:
         """A block whose transaction holds the task's writes *and* the job's completion.
 
         ``with ctx.transaction() as session:`` in a thread task, ``async with
-        ctx.transaction(session_factory=async_sessionmaker) as session:`` in
-        an async task. ``session_factory`` is the application's sessionmaker
-        (its events and settings apply); by default a plain ``Session`` on
-        the manager's engine (an ``AsyncSession`` on the ``AsyncJobManager``'s
-        engine when the worker runs on its ``sync_manager``). On a clean exit
+        ctx.transaction(session_factory=an_async_sessionmaker) as session:``
+        in an async task. ``session_factory`` is the application's
+        sessionmaker (its events and settings apply); a thread task's default
+        is a plain ``Session`` on the manager's engine, while an async task
+        must pass one (the worker's engine is synchronous). On a clean exit
         the job is completed in that transaction (ownership-checked: history
         row closed, named queue freed) and it commits once; if the attempt
         lost its job, everything rolls back and :class:`~queuekit.LockLostError`

@@ -72,7 +72,7 @@ class Fence:
     def _holds_attempts(self) -> bool:
         """Whether any claimed or running attempt is the fence's to give up (lock held)."""
         state = self.state
-        return bool(state.ready) or any(not run.committing for run in state.running.values())
+        return bool(state.ready) or any(run.block is None for run in state.running.values())
 
     def _fence(self, silent: float) -> int:
         """Give up running and unstarted jobs and stop claiming (call with the lock held)."""
@@ -92,7 +92,7 @@ class Fence:
             "and gave the attempt up before its lock could expire"
         )
         # An attempt whose ctx.transaction() is committing is settled by that transaction.
-        runs = [run for run in state.running.values() if not run.committing]
+        runs = [run for run in state.running.values() if run.block is None]
         for run in runs:
             run.abandoned = True
             run.context.cancelled.set()

@@ -88,11 +88,12 @@ class Housekeeper:
                     assert run.job.correlation_id is not None
                     if state.running.get(run.job.correlation_id) is not run or run.abandoned:
                         continue
-                    if run.committing:  # its transaction decides; look again shortly
+                    if run.block == "committing":  # its transaction decides; look again soon
                         later = (now + COMMIT_RECHECK, next(state.sequence), run)
                         heapq.heappush(state.deadlines, later)
                         continue
-                    expired.append(run)
+                    if run.block is None:
+                        expired.append(run)
                 for run in expired:
                     self._time_out(run)
                 if not expired and now < next_beat:
@@ -170,7 +171,7 @@ class Housekeeper:
                 correlation = job.correlation_id
                 assert correlation is not None
                 run = state.running.get(correlation)
-                if run is not None and run.committing:
+                if run is not None and run.block is not None:
                     continue  # its transaction's ownership check decides
                 if run is not None and not run.abandoned:
                     run.abandoned = True

@@ -379,7 +379,7 @@ class Worker:
             while state.running and time.monotonic() < task_deadline:
                 state.fetch_wake.wait(task_deadline - time.monotonic())
             survivors = [
-                run for run in state.running.values() if not (run.abandoned or run.committing)
+                run for run in state.running.values() if not run.abandoned and run.block is None
             ]
             for run in survivors:
                 forced = True

@@ -120,8 +120,10 @@ class Runner:
         if state.stopping or state.running_low():
             # A slot freed: the fetch loop may claim (or a shutdown stop waiting).
             state.fetch_wake.notify()
-        if run.committed:
-            late_result(run, outcome)  # its block recorded the completion already
+        if run.block is not None:
+            late_result(run, outcome)  # its ctx.transaction() settled the attempt already
+            assert run.job.correlation_id is not None
+            del state.running[run.job.correlation_id]
         elif run.abandoned:
             log.info(
                 "task %s of job %s returned after its attempt was settled; its result is dropped",

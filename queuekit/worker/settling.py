@@ -2,16 +2,17 @@
 
 A committed block has already recorded the attempt (its writes and the
 job's completion in one transaction), so the worker queues no outcome for
-it: the run leaves ``running`` and ``held`` (no more heartbeats, no
-lost-lock alarm when the heartbeat finds the job gone), the completion is
-counted, logged and emitted as if the flusher had written it, and the
-task's own return value is ignored (a different one is logged as an error).
+it: the job leaves ``held`` (no more heartbeats, no lost-lock alarm when
+the heartbeat finds it gone), the completion is counted, logged and
+emitted as if the flusher had written it, and the task's own return value
+is ignored (a different one is logged as an error). The run keeps its slot
+in ``running`` until the task returns.
 
-While the block commits (``run.committing``) the attempt is the block's to
-settle: timeouts wait for it, the heartbeat does not call its lock lost,
-fencing and a forced shutdown leave it alone. The ownership check inside
-the block's transaction decides; a block whose check failed settles the
-attempt as lost, as the heartbeat would.
+From the moment the block starts committing (``run.block``) the attempt is
+the block's to settle: timeouts wait for it, the heartbeat does not call
+its lock lost, fencing and a forced shutdown leave it alone. The ownership
+check inside the block's transaction decides; a block whose check failed
+settles the attempt as lost, as the heartbeat would.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Settlement:
                     "up (its lock was lost, it timed out, or the worker is shutting down or cut "
                     "off from the database); its writes were rolled back and the job runs again"
                 )
-            run.committing = True
+            run.block = "committing"
 
     def committed(self, outcome: Outcome) -> None:
         """The block recorded the completion: settle the run, count and report it."""
@@ -55,10 +56,7 @@ class Settlement:
         correlation = run.job.correlation_id
         assert correlation is not None
         with state.lock:
-            run.committing = False
-            run.committed = True
-            if state.running.get(correlation) is run:
-                del state.running[correlation]
+            run.block = "committed"
             state.held.pop(correlation, None)
             state.stats.completed += 1
             if state.mode == "drain" or run.job.queue_name:
@@ -78,15 +76,12 @@ class Settlement:
         correlation = job.correlation_id
         assert correlation is not None
         with state.lock:
-            run.committing = False
             if not lost or run.abandoned:
+                run.block = None
                 return
-            run.abandoned = True
+            run.block = "lost"
             run.context.cancelled.set()
-            if state.running.get(correlation) is run:
-                del state.running[correlation]
             state.held.pop(correlation, None)
-            state.fetch_wake.notify()
         log.warning(
             "job %s (%s) lost its lock before its transaction committed; the task's writes "
             "were rolled back and its outcome will not be recorded",
@@ -98,8 +93,12 @@ class Settlement:
 
 
 def late_result(run: Run, outcome: Outcome | None) -> None:
-    """Log a task's result that disagrees with the completion its block already committed."""
-    if outcome is None or outcome.kind == "completed":
+    """Log a task's result that disagrees with the completion its block committed.
+
+    A block that found its job lost settled the attempt as lost: the
+    task's (failed) result is dropped without a word.
+    """
+    if run.block != "committed" or outcome is None or outcome.kind == "completed":
         return
     job = run.job
     what = "returned a PartialSuccess" if outcome.kind == "partial_success" else "raised"

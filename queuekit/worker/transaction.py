@@ -122,10 +122,10 @@ class TransactionBlock:
                 session.rollback()
                 self.context.transaction_state = "rolled back"
                 return
-            session.flush()  # the task's own errors surface before the job is touched
-            outcome = self._outcome()
-            self._before_commit(session.rollback)
             try:
+                session.flush()  # the task's own errors surface before the job is touched
+                outcome = self._outcome()
+                self._before_commit()
                 finished = self.context.manager.finish_jobs(
                     self.context.worker_id, [outcome], session=session
                 )
@@ -144,9 +144,14 @@ class TransactionBlock:
     async def __aenter__(self) -> AsyncSession:
         from sqlalchemy.ext.asyncio import AsyncSession
 
+        if self.session_factory is None:
+            raise InvalidArgumentError(
+                "'async with ctx.transaction()' needs session_factory=an async_sessionmaker "
+                "(or a callable returning an AsyncSession) bound to an AsyncEngine on the "
+                "queue's database; the worker's own engine is synchronous"
+            )
         self._open()
-        factory = self.session_factory or self._default_async_session
-        session = self._make(factory)
+        session = self._make(self.session_factory)
         if not isinstance(session, AsyncSession):
             self.context.transaction_state = "rolled back"
             raise InvalidArgumentError(
@@ -176,11 +181,11 @@ class TransactionBlock:
                 await session.rollback()
                 self.context.transaction_state = "rolled back"
                 return
-            await session.flush()
-            outcome = self._outcome()
-            self._before_commit(None)
             manager, worker_id = self.context.manager, self.context.worker_id
             try:
+                await session.flush()
+                outcome = self._outcome()
+                self._before_commit()
                 finished = await session.run_sync(
                     lambda sync: manager.finish_jobs(worker_id, [outcome], session=sync)
                 )
@@ -219,18 +224,6 @@ class TransactionBlock:
     def _default_session(self) -> Session:
         return Session(bind=self.context.manager.engine)
 
-    def _default_async_session(self) -> AsyncSession:
-        from sqlalchemy.ext.asyncio import AsyncSession
-
-        engine = self.context.manager.async_engine
-        if engine is None:
-            raise InvalidArgumentError(
-                "'async with ctx.transaction()' needs an AsyncSession: pass "
-                "session_factory=your async_sessionmaker, or run the worker on "
-                "AsyncJobManager(...).sync_manager so the default uses its AsyncEngine"
-            )
-        return AsyncSession(bind=engine)
-
     def _check_bind(self, session: Session) -> None:
         """Refuse a session on another kind of database than the manager's."""
         try:
@@ -257,17 +250,10 @@ class TransactionBlock:
         )
         return Outcome(self.context.job, "completed", elapsed)
 
-    def _before_commit(self, rollback: Callable[[], None] | None) -> None:
+    def _before_commit(self) -> None:
         hooks = self.context.hooks
-        if hooks is None:
-            return
-        try:
+        if hooks is not None:
             hooks.before_commit()
-        except BaseException:
-            self.context.transaction_state = "rolled back"
-            if rollback is not None:
-                rollback()
-            raise
 
     def _lost(self) -> LockLostError:
         job = self.context.job
