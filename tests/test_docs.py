@@ -65,6 +65,7 @@ def test_there_is_documentation() -> None:
         "upgrading.md",
         "architecture.md",
         "dashboard.md",
+        "exactly-once.md",
     } <= names
 
 
@@ -75,6 +76,7 @@ FILES_WITH_PYTHON = {
     "concepts.md",
     "dashboard.md",
     "dialects.md",
+    "exactly-once.md",
     "getting-started.md",
     "scaling.md",
     "tasks.md",
