@@ -248,20 +248,27 @@ def test_partial_success_after_a_committed_block_is_refused_and_logged(
 def test_bad_factories_are_refused_before_anything_is_written(manager: JobManager) -> None:
     manager.add_job("receipt", {"n": 9})
     errors: list[BaseException] = []
+    elsewhere = sa.create_engine(
+        "sqlite://"
+        if manager.engine.dialect.name != "sqlite"
+        else "postgresql+psycopg://nowhere/db"
+    )
+    factories: list[Any] = [42, lambda: "not a session", sessionmaker(bind=elsewhere)]
 
     def task(payload: dict[str, Any], ctx: JobContext) -> None:
-        for factory in (42, lambda: "not a session"):
+        for factory in factories:
             try:
                 with ctx.transaction(session_factory=factory) as session:  # type: ignore[arg-type]
                     session.execute(receipts.insert().values(n=payload["n"]))
             except InvalidArgumentError as error:
                 errors.append(error)
-            assert ctx.transaction_state != "committed"
+            assert ctx.transaction_state == "unused"  # a refused block is not a use
 
     worker = drain(manager, {"receipt": task})
-    assert len(errors) == 2
+    assert len(errors) == 3
     assert "session_factory must be" in str(errors[0])
     assert "must return a sqlalchemy.orm.Session" in str(errors[1])
+    assert "but the job lives in" in str(errors[2])
     assert rows(manager) == []
     assert worker.stats.completed == 1  # the task returned normally: completed by the worker
 

@@ -21,7 +21,9 @@ can no longer make the job run again after its writes were committed.
   outcome; returning :class:`~queuekit.PartialSuccess` or raising after
   the block is logged as an error and the job stays completed.
 - One block per attempt: a second ``ctx.transaction()`` raises
-  :class:`~queuekit.InvalidArgumentError` before it opens anything.
+  :class:`~queuekit.InvalidArgumentError` before it opens anything. A block
+  refused before its transaction began (a bad ``session_factory``) does
+  not count.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class TransactionBlock:
         factory = self.session_factory or self._default_session
         session = self._make(factory)
         if not isinstance(session, Session):
-            self.context.transaction_state = "rolled back"
+            self.context.transaction_state = "unused"
             raise InvalidArgumentError(
                 "session_factory must return a sqlalchemy.orm.Session for 'with "
                 f"ctx.transaction()', not {type(session).__name__} (an AsyncSession needs "
@@ -104,9 +106,13 @@ class TransactionBlock:
             self._check_bind(session)
             if not session.in_transaction():
                 session.begin()
+            if self.session_factory is None:
+                # queuekit's own transaction: set up as the manager sets up its own
+                # (MySQL/MariaDB: READ COMMITTED); a host's session keeps its settings.
+                self.context.manager.dialect.begin_transaction(session.connection())
         except BaseException:
             session.close()
-            self.context.transaction_state = "rolled back"
+            self.context.transaction_state = "unused"
             raise
         return session
 
@@ -153,7 +159,7 @@ class TransactionBlock:
         self._open()
         session = self._make(self.session_factory)
         if not isinstance(session, AsyncSession):
-            self.context.transaction_state = "rolled back"
+            self.context.transaction_state = "unused"
             raise InvalidArgumentError(
                 "session_factory must return a sqlalchemy AsyncSession for 'async with "
                 f"ctx.transaction()' (an async_sessionmaker), not {type(session).__name__}"
@@ -165,7 +171,7 @@ class TransactionBlock:
                 await session.begin()
         except BaseException:
             await session.close()
-            self.context.transaction_state = "rolled back"
+            self.context.transaction_state = "unused"
             raise
         return session
 
@@ -218,7 +224,7 @@ class TransactionBlock:
         try:
             return factory()
         except BaseException:
-            self.context.transaction_state = "rolled back"
+            self.context.transaction_state = "unused"
             raise
 
     def _default_session(self) -> Session:
