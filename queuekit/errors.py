@@ -66,6 +66,16 @@ class UnsupportedDatabaseError(QueueKitError):
     """The database dialect or server version is not supported."""
 
 
+class LockLostError(QueueKitError):
+    """A task's attempt no longer owns its job, so ``ctx.transaction()`` rolled its writes back.
+
+    The lock was taken away (reset after expiry, unlocked, failed, cancelled
+    or re-claimed by another worker) or the worker already settled the
+    attempt (timed out, shut down, fenced). The job runs again under its new
+    owner; nothing the attempt wrote in the block was committed.
+    """
+
+
 class DatabaseError(QueueKitError):
     """The database failed in a way queuekit cannot attribute to the caller."""
 

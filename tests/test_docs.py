@@ -67,6 +67,7 @@ def test_there_is_documentation() -> None:
         "upgrading.md",
         "architecture.md",
         "dashboard.md",
+        "exactly-once.md",
     } <= names
 
 
@@ -77,6 +78,7 @@ FILES_WITH_PYTHON = {
     "concepts.md",
     "dashboard.md",
     "dialects.md",
+    "exactly-once.md",
     "getting-started.md",
     "scaling.md",
     "tasks.md",

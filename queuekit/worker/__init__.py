@@ -23,6 +23,10 @@ One :class:`Worker` is a few threads, each with one role, sharing one
   LISTEN/NOTIFY and wakes the fetch loop; every dialect also polls every
   ``poll_interval``;
 - :mod:`~queuekit.worker.context` — what a task receives (:class:`JobContext`);
+- :mod:`~queuekit.worker.transaction` — ``ctx.transaction()``: the task's
+  writes and its job's completion in one transaction, and
+  :mod:`~queuekit.worker.settling` — how the worker then leaves that
+  attempt alone;
 - :mod:`~queuekit.worker.reporting` — events, outcome log lines and the
   worker's own errors.
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from queuekit.errors import InvalidArgumentError, QueueKitError
 from queuekit.manager import JobManager
 from queuekit.types import Job, PartialSuccess
+from queuekit.worker.transaction import AttemptHooks, BlockState, TransactionBlock
 
 TaskFunction = Callable[[dict[str, Any], "JobContext"], object]
 
@@ -95,12 +96,18 @@ class JobContext:
             the worker is shutting down, or a heartbeat found the lock
             gone; a long task should check it and stop early (async tasks
             can ``await ctx.cancelled.wait_async()``).
+        hooks: how :meth:`transaction` reports to the worker running the
+            attempt (set by the worker; None for a context made elsewhere).
+        transaction_state: ``"unused"``, ``"open"``, ``"committed"`` or
+            ``"rolled back"``: what became of this attempt's :meth:`transaction`.
     """
 
     job: Job
     worker_id: str
     manager: JobManager
     cancelled: CancelEvent = field(default_factory=CancelEvent)
+    hooks: AttemptHooks | None = field(default=None, repr=False, compare=False)
+    transaction_state: BlockState = field(default="unused", compare=False)
 
     def heartbeat(self) -> bool:
         """Refresh this job's lock now; False (and ``cancelled`` set) if the lock was lost.
@@ -112,6 +119,23 @@ class JobContext:
         if not held:
             self.cancelled.set()
         return held
+
+    def transaction(self, session_factory: Callable[[], Any] | None = None) -> TransactionBlock:
+        """A block whose transaction holds the task's writes *and* the job's completion.
+
+        ``with ctx.transaction() as session:`` in a thread task, ``async with
+        ctx.transaction(session_factory=an_async_sessionmaker) as session:``
+        in an async task. ``session_factory`` is the application's
+        sessionmaker (its events and settings apply); a thread task's default
+        is a plain ``Session`` on the manager's engine, while an async task
+        must pass one (the worker's engine is synchronous). On a clean exit
+        the job is completed in that transaction (ownership-checked: history
+        row closed, named queue freed) and it commits once; if the attempt
+        lost its job, everything rolls back and :class:`~queuekit.LockLostError`
+        is raised. An exception inside the block rolls back and fails the
+        attempt as usual. One block per attempt. See ``docs/exactly-once.md``.
+        """
+        return TransactionBlock(self, session_factory)
 
 
 TaskKind = Literal["sync", "async"]

@@ -54,7 +54,7 @@ class Fence:
         while not stop.is_set():
             with state.lock:
                 silent = time.monotonic() - state.lease_from
-                due = silent >= settings.fence_after and bool(state.running or state.ready)
+                due = silent >= settings.fence_after and self._holds_attempts()
                 if due:
                     cancelled = self._fence(silent)
             if due:
@@ -68,6 +68,11 @@ class Fence:
                     },
                 )
             stop.wait(tick)
+
+    def _holds_attempts(self) -> bool:
+        """Whether any claimed or running attempt is the fence's to give up (lock held)."""
+        state = self.state
+        return bool(state.ready) or any(run.block is None for run in state.running.values())
 
     def _fence(self, silent: float) -> int:
         """Give up running and unstarted jobs and stop claiming (call with the lock held)."""
@@ -86,7 +91,8 @@ class Fence:
             f"worker {settings.worker_id} lost contact with the database for {silent:.1f} s "
             "and gave the attempt up before its lock could expire"
         )
-        runs = list(state.running.values())
+        # An attempt whose ctx.transaction() is committing is settled by that transaction.
+        runs = [run for run in state.running.values() if run.block is None]
         for run in runs:
             run.abandoned = True
             run.context.cancelled.set()

@@ -30,6 +30,9 @@ from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
 
 #: Jobs per heartbeat statement.
 HEARTBEAT_CHUNK = 500
+#: Seconds after which an overdue attempt whose ``ctx.transaction()`` was committing is
+#: looked at again.
+COMMIT_RECHECK = 0.05
 
 Spawn = Callable[[Callable[[], None], str, list[threading.Thread]], None]
 
@@ -82,7 +85,13 @@ class Housekeeper:
                 while state.deadlines and state.deadlines[0][0] <= now:
                     _, _, run = heapq.heappop(state.deadlines)
                     assert run.job.correlation_id is not None
-                    if state.running.get(run.job.correlation_id) is run and not run.abandoned:
+                    if state.running.get(run.job.correlation_id) is not run or run.abandoned:
+                        continue
+                    if run.block == "committing":  # its transaction decides; look again soon
+                        later = (now + COMMIT_RECHECK, next(state.sequence), run)
+                        heapq.heappush(state.deadlines, later)
+                        continue
+                    if run.block is None:
                         expired.append(run)
                 for run in expired:
                     self._time_out(run)
@@ -161,6 +170,8 @@ class Housekeeper:
                 correlation = job.correlation_id
                 assert correlation is not None
                 run = state.running.get(correlation)
+                if run is not None and run.block is not None:
+                    continue  # its transaction's ownership check decides
                 if run is not None and not run.abandoned:
                     run.abandoned = True
                     run.cancel(interrupt=True)
@@ -219,4 +230,4 @@ class Housekeeper:
         self.state.nudge()
 
 
-__all__ = ["HEARTBEAT_CHUNK", "Housekeeper"]
+__all__ = ["COMMIT_RECHECK", "HEARTBEAT_CHUNK", "Housekeeper"]

@@ -379,7 +379,9 @@ class Worker:
             # Runs already failed by a timeout are not waited for: their task may never return.
             while state.running and time.monotonic() < task_deadline:
                 state.fetch_wake.wait(task_deadline - time.monotonic())
-            survivors = [run for run in state.running.values() if not run.abandoned]
+            survivors = [
+                run for run in state.running.values() if not run.abandoned and run.block is None
+            ]
             for run in survivors:
                 forced = True
                 run.abandoned = True

@@ -22,6 +22,7 @@ from queuekit.errors import InvalidArgumentError
 from queuekit.repository import Outcome
 from queuekit.types import Job, PartialSuccess
 from queuekit.worker.context import JobContext, awaitable_problem, partial_problem, recordable
+from queuekit.worker.settling import Settlement, late_result
 from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, ewma, log
 
 Spawn = Callable[[Callable[[], None], str, list[threading.Thread]], None]
@@ -100,6 +101,7 @@ class Runner:
         if settings.job_timeout is not None:
             deadline = now + settings.job_timeout.total_seconds()
         run = Run(job, context, now, deadline)
+        context.hooks = Settlement(state, run)
         assert job.correlation_id is not None
         state.running[job.correlation_id] = run
         state.busy += 1
@@ -118,7 +120,11 @@ class Runner:
         if state.stopping or state.running_low():
             # A slot freed: the fetch loop may claim (or a shutdown stop waiting).
             state.fetch_wake.notify()
-        if run.abandoned:
+        if run.block is not None:
+            late_result(run, outcome)  # its ctx.transaction() settled the attempt already
+            assert run.job.correlation_id is not None
+            del state.running[run.job.correlation_id]
+        elif run.abandoned:
             log.info(
                 "task %s of job %s returned after its attempt was settled; its result is dropped",
                 run.job.task_identifier,

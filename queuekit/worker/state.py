@@ -38,6 +38,7 @@ log = logging.getLogger("queuekit.worker")
 FLUSH_BATCH = 500
 
 Mode = Literal["run", "drain"]
+BlockSettlement = Literal["committing", "committed", "lost"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ class Run:
     interrupt: Callable[[], None] | None = None
     #: For an async task: its asyncio task (touched on the event loop's thread only).
     aio_task: asyncio.Future[Any] | None = None
+    #: Set once the task's ``ctx.transaction()`` settles the attempt itself: it is
+    #: "committing", has "committed" the completion, or found the job "lost". The run
+    #: stays in ``running`` until its task returns, but timeouts, lost-lock alarms,
+    #: fencing and a forced shutdown leave it alone, and no outcome is queued for it.
+    block: BlockSettlement | None = None
 
     def cancel(self, *, interrupt: bool) -> None:
         """Set ``ctx.cancelled``; with ``interrupt``, also cancel an async task for real.
@@ -239,6 +245,7 @@ def ewma(average: float | None, sample: float) -> float:
 
 __all__ = [
     "FLUSH_BATCH",
+    "BlockSettlement",
     "Mode",
     "Pending",
     "Run",
