@@ -219,12 +219,16 @@ def test_many_sleeping_async_tasks_share_slots_on_few_threads(clean_manager: Job
     most_in_flight = 0
     most_threads = 0
 
+    # Threads left over by earlier tests in this process (pool reapers, servers)
+    # are not the worker's: count only what appears while it runs.
+    before = threading.active_count()
+
     async def nap(_payload: dict[str, Any], _ctx: JobContext) -> None:
         nonlocal in_flight, most_in_flight, most_threads
         with lock:
             in_flight += 1
             most_in_flight = max(most_in_flight, in_flight)
-            most_threads = max(most_threads, threading.active_count())
+            most_threads = max(most_threads, threading.active_count() - before)
         await asyncio.sleep(0.2)
         with lock:
             in_flight -= 1
@@ -235,8 +239,8 @@ def test_many_sleeping_async_tasks_share_slots_on_few_threads(clean_manager: Job
     assert (stats.completed, stats.failed) == (1000, 0)
     # Slots were shared (far more than one nap at a time) and never exceeded...
     assert 100 <= most_in_flight <= 200
-    # ...on a handful of threads (loop, fetcher, flusher, housekeeper, events, pytest's).
-    assert most_threads < 20
+    # ...on a handful of new threads (loop, fetcher, flusher, housekeeper, fence).
+    assert most_threads < 15
 
 
 def test_cancel_event_can_be_awaited_with_a_timeout() -> None:
