@@ -11,6 +11,11 @@ when none is active).
 A host application's ``env.py`` passes :func:`include_name` and
 :func:`include_object` to ``context.configure()`` so that its autogenerate
 never proposes to drop queuekit's tables.
+
+queuekit's own ``env.py`` uses :func:`environment_options` and
+:func:`migration_connection`, and nothing else of queuekit; its revisions
+import no queuekit code at all, so that a change to the models can never
+change what an old revision builds.
 """
 
 from __future__ import annotations
@@ -115,13 +120,18 @@ def _sqlite_transactional_ddl(connection: Connection) -> None:
 
 
 @contextmanager
-def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
-    """A connection inside a transaction; committed here only if begun here."""
+def migration_connection(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection to a supported server, inside a transaction committed here only if begun here.
+
+    Raises :class:`~queuekit.errors.UnsupportedDatabaseError` on a server
+    queuekit does not support, before anything is written.
+    """
     with translate_db_errors(), ExitStack() as stack:
         connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
         if not connection.in_transaction():
             stack.enter_context(connection.begin())
         _sqlite_transactional_ddl(connection)
+        check_server_version(connection)
         yield connection
 
 
@@ -135,8 +145,7 @@ def upgrade(
     queuekit does not support.
     """
     _refuse_unknown_revision(revision)
-    with _transaction(bind) as connection, _revision_errors():
-        check_server_version(connection)
+    with migration_connection(bind) as connection, _revision_errors():
         _create_schema(connection, schema)
         _refuse_unrecorded_tables(connection, schema)
         command.upgrade(_config(connection, schema), revision)
@@ -200,8 +209,7 @@ def _refuse_unrecorded_tables(connection: Connection, schema: str | None) -> Non
 def downgrade(bind: Engine | Connection, revision: str, *, schema: str | None = None) -> None:
     """Migrate queuekit's tables down to ``revision``; ``"base"`` drops them all."""
     _refuse_unknown_revision(revision)
-    with _transaction(bind) as connection, _revision_errors():
-        check_server_version(connection)
+    with migration_connection(bind) as connection, _revision_errors():
         command.downgrade(_config(connection, schema), revision)
 
 
@@ -346,7 +354,7 @@ def _include_own_object(
     return table is None or is_queuekit_table(table)
 
 
-def _context_options(schema: str | None = None) -> dict[str, Any]:
+def environment_options(schema: str | None = None) -> dict[str, Any]:
     """``context.configure()`` options of queuekit's own environment (autogenerate included)."""
     return {
         "target_metadata": metadata,
@@ -357,3 +365,6 @@ def _context_options(schema: str | None = None) -> dict[str, Any]:
         "compare_type": True,
         "compare_server_default": True,
     }
+
+
+_context_options = environment_options  # the name older code (and its tests) use
