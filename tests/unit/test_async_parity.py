@@ -10,7 +10,7 @@ async side; a coroutine's return annotation is what awaiting it gives).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any
 
 import pytest
@@ -41,7 +41,7 @@ def public_methods() -> list[str]:
     )
 
 
-def shape(function: Callable[..., Any], skip: set[str] = frozenset()) -> list[tuple[Any, ...]]:
+def shape(function: Callable[..., Any], skip: Set[str] = frozenset()) -> list[tuple[Any, ...]]:
     """Each parameter as (name, kind, default, annotation), then the return annotation."""
     signature = inspect.signature(function)
     params: list[tuple[Any, ...]] = [
