@@ -35,7 +35,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.schema import CreateSchema
 
-from queuekit.compat import check_server_version
+from queuekit.dialects import check_server_version
 from queuekit.errors import InvalidArgumentError, SchemaNotMigratedError, translate_db_errors
 from queuekit.models import metadata
 
