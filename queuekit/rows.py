@@ -7,24 +7,15 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from queuekit.models import job_status
 from queuekit.types import (
     HistoryRecord,
     Job,
     JobQueue,
-    JobStatus,
     RateLimit,
     TaskIdentifier,
     WorkerInfo,
 )
-
-
-def job_status(locked_at: Any, attempts: int, max_attempts: int) -> JobStatus:
-    """Status is derived, never stored: locked, else exhausted, else available."""
-    if locked_at is not None:
-        return "locked"
-    if attempts >= max_attempts:
-        return "exhausted"
-    return "available"
 
 
 def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:

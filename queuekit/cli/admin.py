@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import click
 
+from queuekit import defaults
 from queuekit.cli.app import (
     DURATION,
     INTERVAL,
@@ -41,7 +42,9 @@ from queuekit.types import (
 @click.option("--to", "to_time", type=TIME, help="Failed attempts started at or before.")
 @click.option("--since", type=DURATION, help="Failed attempts started within this duration.")
 @click.option("--task", "task_identifier", metavar="TASK")
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Default: 25.")
+@click.option(
+    "--max-attempts", type=click.IntRange(min=1), help=f"Default: {defaults.MAX_ATTEMPTS}."
+)
 @json_option
 def replay(
     from_time: datetime | None,

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from queuekit.models import (
     job_history,
     job_queues,
+    job_status_is,
     jobs,
     task_identifiers,
 )
@@ -84,7 +85,7 @@ class Admin(Outcomes):
     ) -> list[Any]:
         statement = (
             select(jobs.c.id, jobs.c.correlation_id, jobs.c.queue_name)
-            .where(jobs.c.locked_at.is_not(None), condition)
+            .where(job_status_is("locked"), condition)
             .with_for_update(skip_locked=skip_locked)
         )
         if limit is None:
@@ -256,7 +257,7 @@ class Admin(Outcomes):
         rows = self._locked_rows(conn, jobs.c.locked_at <= threshold, limit=limit, skip_locked=True)
         self._take_locks(conn, rows, EXPIRED_LOCK_MESSAGE)
         holder = exists().where(
-            jobs.c.queue_name == job_queues.c.queue_name, jobs.c.locked_at.is_not(None)
+            jobs.c.queue_name == job_queues.c.queue_name, job_status_is("locked")
         )
         self.run(
             conn,
@@ -274,7 +275,7 @@ class Admin(Outcomes):
         job still holds the claim, or the attempt would leave no history.
         """
         running = exists().where(
-            jobs.c.correlation_id == job_history.c.correlation_id, jobs.c.locked_at.is_not(None)
+            jobs.c.correlation_id == job_history.c.correlation_id, job_status_is("locked")
         )
         expired = (
             select(job_history.c.id)

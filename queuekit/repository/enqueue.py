@@ -25,6 +25,7 @@ from sqlalchemy import (
 from queuekit.models import (
     UTCDateTime,
     job_history,
+    job_status,
     jobs,
 )
 from queuekit.repository.base import CHUNK, COPIED_COLUMNS, COPY_THRESHOLD, chunks, sized_chunks
@@ -225,7 +226,10 @@ class Enqueue(Reading):
             current: dict[str, Any] | None = None  # a row this batch will insert
             for index, new_job in requests:
                 mode = new_job.job_key_mode
-                if row is not None and row.locked_at is None and row.attempts >= row.max_attempts:
+                if (
+                    row is not None
+                    and job_status(row.locked_at, row.attempts, row.max_attempts) == "exhausted"
+                ):
                     detach_exhausted.append(row.id)  # exhausted counts as absent
                     row = None
                 if row is None and current is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,6 +19,7 @@ from sqlalchemy import (
 from queuekit.models import (
     job_history,
     job_queues,
+    job_status_is,
     jobs,
 )
 from queuekit.repository.catalog import Catalog
@@ -32,6 +33,7 @@ from queuekit.types import (
     HistoryRecord,
     Job,
     JobQueue,
+    JobStatus,
     QueueStats,
 )
 
@@ -55,12 +57,8 @@ class Reading(Catalog):
     ) -> list[Job]:
         """Jobs in claim order, filtered by derived status, task and queue."""
         conditions: list[ColumnElement[bool]] = []
-        if status == "locked":
-            conditions.append(jobs.c.locked_at.is_not(None))
-        elif status == "exhausted":
-            conditions += [jobs.c.locked_at.is_(None), jobs.c.attempts >= jobs.c.max_attempts]
-        elif status == "available":
-            conditions += [jobs.c.locked_at.is_(None), jobs.c.attempts < jobs.c.max_attempts]
+        if status is not None:
+            conditions.append(job_status_is(cast(JobStatus, status)))
         if task_identifier is not None:
             conditions.append(jobs.c.task_identifier == task_identifier)
         if queue_name is not None:
@@ -146,10 +144,8 @@ class Reading(Catalog):
 
         statement = union_all(
             counted("all"),
-            counted("locked", jobs.c.locked_at.is_not(None)),
-            counted(
-                "exhausted", jobs.c.locked_at.is_(None), jobs.c.attempts >= jobs.c.max_attempts
-            ),
+            counted("locked", job_status_is("locked")),
+            counted("exhausted", job_status_is("exhausted")),
         )
         counts: dict[tuple[str, str | None], dict[str, int]] = {}
         for kind, task, queue, n in self.run(conn, statement):
@@ -180,9 +176,7 @@ class Reading(Catalog):
         oldest = self.run(
             conn,
             select(self.dialect.ms_between(func.min(jobs.c.run_at), self.dialect.now())).where(
-                jobs.c.locked_at.is_(None),
-                jobs.c.attempts < jobs.c.max_attempts,
-                jobs.c.run_at <= self.dialect.now(),
+                job_status_is("available"), jobs.c.run_at <= self.dialect.now()
             ),
         ).scalar()
         age = None if oldest is None else timedelta(milliseconds=max(int(oldest), 0))
