@@ -423,18 +423,12 @@ class JobManager(Control):
         if not ids or (when is None and order is None and limit is None):
             return []
 
-        def work(conn: Connection) -> list[Job]:
-            result = self.repository.reschedule_jobs(
+        return self._run(
+            session,
+            lambda conn: self.repository.reschedule_jobs(
                 conn, ids, run_at=when, priority=order, max_attempts=limit
-            )
-            if isinstance(result, int):
-                raise InvalidArgumentError(
-                    f"max_attempts={limit} is below the {result} attempts a listed job already "
-                    "made; choose a max_attempts of at least that"
-                )
-            return result
-
-        return self._run(session, work)
+            ),
+        )
 
     def replay_failed_jobs(
         self,

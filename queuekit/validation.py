@@ -189,7 +189,10 @@ def check_job_spec(spec: JobSpec) -> NewJob:
                 f"use one of {', '.join(JOB_KEY_MODES)}"
             )
         if job_key is None:
-            raise JobKeyError("job-key is required when job-key-mode is set")
+            # Worded as the job-key contract has it, then in this API's own names.
+            raise JobKeyError(
+                "job-key is required when job-key-mode is set: pass job_key with job_key_mode"
+            )
     elif job_key is not None:
         mode = "replace"
     payload, payload_bytes = payload_json(task_identifier, spec.payload)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     update,
 )
 
+from queuekit.errors import InvalidArgumentError
 from queuekit.models import (
     job_history,
     job_queues,
@@ -158,11 +159,12 @@ class Admin(Outcomes):
         run_at: datetime | None,
         priority: int | None,
         max_attempts: int | None,
-    ) -> list[Job] | int:
+    ) -> list[Job]:
         """Change run_at, priority or max_attempts of listed jobs.
 
-        Returns the highest ``attempts`` above the new ``max_attempts`` instead
-        of changing anything when the change would break ``attempts <= max_attempts``.
+        Raises :class:`~queuekit.errors.InvalidArgumentError`, changing
+        nothing, when a new ``max_attempts`` is below the attempts a listed
+        job already made (``attempts <= max_attempts`` must hold).
         """
         rows = list(
             self.run(
@@ -178,7 +180,10 @@ class Admin(Outcomes):
         if max_attempts is not None:
             worst = max(row.attempts for row in rows)
             if worst > max_attempts:
-                return int(worst)
+                raise InvalidArgumentError(
+                    f"max_attempts={max_attempts} is below the {worst} attempts a listed job "
+                    "already made; choose a max_attempts of at least that"
+                )
         values: dict[str, Any] = {"revision": jobs.c.revision + 1, "updated_at": self.dialect.now()}
         if run_at is not None:
             values["run_at"] = run_at

@@ -67,6 +67,9 @@ PARTIAL_AT_MAX_MESSAGE = "max-attempts reached on partial-success"
 
 #: Candidate rounds of one claim at most (see :meth:`Repository.claim_jobs`).
 CLAIM_ROUNDS = 3
+#: Rounds of one keyed enqueue at most: each round re-reads the keys that
+#: concurrent enqueues inserted or deleted meanwhile (see ``Enqueue._add_keyed``).
+KEY_ROUNDS = 10
 
 OutcomeKind = Literal["completed", "failed", "partial_success"]
 

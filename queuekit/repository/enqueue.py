@@ -22,13 +22,21 @@ from sqlalchemy import (
     update,
 )
 
+from queuekit.errors import TransientDatabaseError
 from queuekit.models import (
     UTCDateTime,
     job_history,
     job_status,
     jobs,
 )
-from queuekit.repository.base import CHUNK, COPIED_COLUMNS, COPY_THRESHOLD, chunks, sized_chunks
+from queuekit.repository.base import (
+    CHUNK,
+    COPIED_COLUMNS,
+    COPY_THRESHOLD,
+    KEY_ROUNDS,
+    chunks,
+    sized_chunks,
+)
 from queuekit.repository.reading import Reading
 from queuekit.rows import (
     job_from_row,
@@ -164,13 +172,16 @@ class Enqueue(Reading):
         processed again against that row, so no unique violation escapes.
         """
         pending = sorted(groups)
-        for round_number in range(10):
+        for round_number in range(KEY_ROUNDS):
             if not pending:
                 return
             pending = self._apply_keys(
                 conn, {k: groups[k] for k in pending}, results, retry=round_number > 0
             )
-        raise RuntimeError("job key contention did not settle after 10 rounds")
+        raise TransientDatabaseError(
+            f"concurrent enqueues kept changing the rows of job keys {', '.join(pending[:3])} "
+            f"for {KEY_ROUNDS} rounds; nothing was enqueued: retry the call"
+        )
 
     def _apply_keys(
         self,
