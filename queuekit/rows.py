@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,11 @@ from queuekit.types import (
 
 def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:
     """A Job from a full ``queuekit_jobs`` row; the correlation id only for a fresh claim."""
-    m = row._mapping
+    return job_from_mapping(row._mapping, with_correlation=with_correlation)
+
+
+def job_from_mapping(m: Mapping[Any, Any], *, with_correlation: bool = False) -> Job:
+    """A Job from the values of every ``queuekit_jobs`` column, by column name."""
     return Job(
         id=m["id"],
         task_identifier=m["task_identifier"],

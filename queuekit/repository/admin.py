@@ -26,7 +26,12 @@ from queuekit.models import (
     jobs,
     task_identifiers,
 )
-from queuekit.repository.base import EXPIRED_LOCK_MESSAGE, FORCE_UNLOCK_MESSAGE, chunks
+from queuekit.repository.base import (
+    EXPIRED_LOCK_MESSAGE,
+    FORCE_UNLOCK_MESSAGE,
+    chunks,
+    history_window,
+)
 from queuekit.repository.outcomes import Outcomes
 from queuekit.rows import (
     history_from_row,
@@ -226,13 +231,8 @@ class Admin(Outcomes):
             ~exists().where(
                 jobs.c.id == job_history.c.job_id, jobs.c.attempts < jobs.c.max_attempts
             ),
+            *history_window(from_time, to_time, task_identifier),
         ]
-        if from_time is not None:
-            conditions.append(job_history.c.started_at >= from_time)
-        if to_time is not None:
-            conditions.append(job_history.c.started_at <= to_time)
-        if task_identifier is not None:
-            conditions.append(job_history.c.task_identifier == task_identifier)
         statement = (
             select(job_history)
             .where(*conditions)

@@ -117,6 +117,20 @@ def error_text(error: BaseException | str | None) -> tuple[str | None, str | Non
     return storable_text(str(error)), None
 
 
+def history_window(
+    from_time: datetime | None, to_time: datetime | None, task_identifier: str | None
+) -> list[ColumnElement[bool]]:
+    """Conditions on history rows: started within ``[from_time, to_time]``, of one task."""
+    conditions: list[ColumnElement[bool]] = []
+    if from_time is not None:
+        conditions.append(job_history.c.started_at >= from_time)
+    if to_time is not None:
+        conditions.append(job_history.c.started_at <= to_time)
+    if task_identifier is not None:
+        conditions.append(job_history.c.task_identifier == task_identifier)
+    return conditions
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one claimed attempt ended, for :meth:`Repository.finish_jobs`."""

@@ -39,6 +39,7 @@ from queuekit.repository.base import (
 )
 from queuekit.repository.reading import Reading
 from queuekit.rows import (
+    job_from_mapping,
     job_from_row,
 )
 from queuekit.types import (
@@ -326,27 +327,17 @@ class Enqueue(Reading):
     @staticmethod
     def _job_from_new_row(row: dict[str, Any], now: datetime) -> Job:
         """The job a freshly inserted row describes, ``now`` being its insertion time."""
-        return Job(
-            id=row["id"],
-            task_identifier=row["task_identifier"],
-            payload=row["payload"],
-            priority=row["priority"],
-            queue_name=row["queue_name"],
-            run_at=row["run_at_value"] or now,
-            attempts=0,
-            max_attempts=row["max_attempts"],
-            last_error=None,
-            created_at=now,
-            updated_at=now,
-            job_key=row["job_key"],
-            job_key_mode=row["job_key_mode"],
-            flags=tuple(row["flags"]),
-            locked_at=None,
-            locked_by=None,
-            revision=0,
-            rate_limit_key=row["rate_limit_key"],
-            status="available",
-        )
+        computed = {
+            "run_at": row["run_at_value"] or now,
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+            "locked_at": None,
+            "locked_by": None,
+            "revision": 0,
+        }
+        return job_from_mapping({**row, **computed})
 
     @staticmethod
     def _as_preserved(row: Any, new_job: NewJob | None) -> Job:

@@ -22,6 +22,7 @@ from queuekit.models import (
     job_status_is,
     jobs,
 )
+from queuekit.repository.base import history_window
 from queuekit.repository.catalog import Catalog
 from queuekit.rows import (
     history_from_row,
@@ -91,13 +92,7 @@ class Reading(Catalog):
         limit: int,
     ) -> list[HistoryRecord]:
         """History rows by start time window, task and status, newest first."""
-        conditions: list[ColumnElement[bool]] = []
-        if from_time is not None:
-            conditions.append(job_history.c.started_at >= from_time)
-        if to_time is not None:
-            conditions.append(job_history.c.started_at <= to_time)
-        if task_identifier is not None:
-            conditions.append(job_history.c.task_identifier == task_identifier)
+        conditions = history_window(from_time, to_time, task_identifier)
         if status is not None:
             conditions.append(job_history.c.status == status)
         statement = (
