@@ -14,8 +14,9 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from queuekit.compat import check_server_version
-from queuekit.migrations import _context_options, _transaction
+# What queuekit's environment needs of queuekit, and nothing more: the options of
+# context.configure() and a checked connection in a transaction.
+from queuekit.migrations import environment_options, migration_connection
 
 config = context.config
 
@@ -34,7 +35,7 @@ def _schema() -> str | None:
 
 def run_migrations_offline() -> None:
     """Emit the SQL instead of running it (``alembic upgrade --sql``); default schema only."""
-    context.configure(url=_url(), literal_binds=True, **_context_options())
+    context.configure(url=_url(), literal_binds=True, **environment_options())
     with context.begin_transaction():
         context.run_migrations()
 
@@ -46,7 +47,7 @@ def _run(connection: Connection) -> None:
     if schema is not None:
         connection.execution_options(schema_translate_map={None: schema})
     try:
-        context.configure(connection=connection, **_context_options(schema))
+        context.configure(connection=connection, **environment_options(schema))
         # A no-op when the connection is already in a transaction (the caller's).
         with context.begin_transaction():
             context.run_migrations()
@@ -62,8 +63,7 @@ def run_migrations_online() -> None:
         return
     engine = create_engine(_url(), poolclass=pool.NullPool)
     try:
-        with _transaction(engine) as connection:
-            check_server_version(connection)
+        with migration_connection(engine) as connection:
             _run(connection)
     finally:
         engine.dispose()

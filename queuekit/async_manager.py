@@ -41,9 +41,10 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.util import greenlet_spawn
 
+from queuekit import defaults
 from queuekit.durations import Duration
 from queuekit.errors import ASYNC_EXTRAS_HINT, InvalidArgumentError
-from queuekit.manager import DEFAULT_MAX_ATTEMPTS, JobManager
+from queuekit.manager import JobManager
 from queuekit.repository import FinishedJob, Outcome
 from queuekit.types import (
     HistoryRecord,
@@ -187,7 +188,7 @@ class AsyncJobManager:
         queue_name: str | None = None,
         run_at: datetime | None = None,
         priority: int = 0,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         job_key: str | None = None,
         job_key_mode: str | None = None,
         flags: Sequence[str] = (),
@@ -225,7 +226,7 @@ class AsyncJobManager:
         task_identifiers: Sequence[str] | None = None,
         forbidden_flags: Sequence[str] | None = None,
         batch_size: int = 1,
-        history_retention: Duration = "30 days",
+        history_retention: Duration = defaults.HISTORY_RETENTION,
         session: AsyncSessionLike = None,
     ) -> list[Job]:
         """Claim up to ``batch_size`` jobs; each carries the ``correlation_id`` of its attempt."""
@@ -385,7 +386,10 @@ class AsyncJobManager:
     # -- maintenance ------------------------------------------------------------------
 
     async def reset_locked_jobs(
-        self, *, lock_timeout: Duration = "4 hours", session: AsyncSessionLike = None
+        self,
+        *,
+        lock_timeout: Duration = defaults.RESET_LOCK_TIMEOUT,
+        session: AsyncSessionLike = None,
     ) -> int:
         """Unlock jobs locked longer than ``lock_timeout``; their attempts close as failed."""
         return await self._call(
@@ -401,7 +405,7 @@ class AsyncJobManager:
         return await self._call(self.sync_manager.gc_job_queues, session)
 
     async def gc_task_identifiers(
-        self, *, keep: Duration = "7 days", session: AsyncSessionLike = None
+        self, *, keep: Duration = defaults.TASK_IDENTIFIER_KEEP, session: AsyncSessionLike = None
     ) -> int:
         """Delete task identifiers unused for ``keep`` that have no schema and no job."""
         return await self._call(self.sync_manager.gc_task_identifiers, session, keep=keep)

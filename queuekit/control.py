@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
+from queuekit import defaults
 from queuekit.durations import Duration, duration_ms
 from queuekit.errors import InvalidArgumentError, InvalidWorkerIdError
 from queuekit.repository import Repository
@@ -33,7 +34,7 @@ from queuekit.validation import (
 T = TypeVar("T")
 
 #: How long a cancelled job's history row is kept (the claim's default retention).
-DEFAULT_HISTORY_RETENTION = "30 days"
+DEFAULT_HISTORY_RETENTION = defaults.HISTORY_RETENTION
 #: Heartbeat periods within which a worker's row counts as live.
 LIVE_HEARTBEATS = 3
 

@@ -3,14 +3,16 @@
 Every error queuekit raises derives from :class:`QueueKitError`. Errors caused
 by the caller's arguments also derive from :class:`ValueError`, so code that
 already guards against bad input keeps working. Driver exceptions are
-translated into these classes at one boundary (:func:`translate_db_errors`).
+translated into these classes at one boundary (:func:`translate_db_errors`),
+which tells a transient failure from the others by the code the driver error
+carries (SQLSTATE, MySQL error number, SQLite result code), not by its text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 #: What to install when SQLAlchemy's asyncio support (greenlet) is missing.
 ASYNC_EXTRAS_HINT = (
@@ -94,7 +96,25 @@ class CommitUnknownError(DatabaseError):
     """
 
 
-#: Errors the server reports when it rolled the transaction back (retrying is safe).
+#: SQLSTATEs (PostgreSQL, through psycopg's ``sqlstate``) of a transaction the
+#: server rolled back, so that retrying it is safe: serialization failure, deadlock.
+_PG_ROLLED_BACK = frozenset({"40001", "40P01"})
+#: SQLSTATEs of a lost connection: class 08 (connection exception), the server
+#: ending the session (shutdown, crash, not accepting yet, idle timeouts).
+_PG_CONNECTION_CLASS = "08"
+_PG_CONNECTION = frozenset({"57P01", "57P02", "57P03", "57P05", "25P03"})
+#: MySQL/MariaDB error numbers (``args[0]`` of a PyMySQL error): deadlock, lock wait timeout.
+_MYSQL_ROLLED_BACK = frozenset({1213, 1205})
+#: MySQL/MariaDB error numbers of a lost connection: server shutting down,
+#: connection killed, cannot connect, server gone away, lost during a query,
+#: disconnected for inactivity.
+_MYSQL_CONNECTION = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 2055, 4031})
+#: SQLite's primary result code (``sqlite_errorcode`` of a sqlite3 error) for
+#: another connection holding the lock: SQLITE_BUSY and its extended codes.
+_SQLITE_BUSY = 5
+
+#: Only for errors that carry no code (a client library's own errors, such as
+#: psycopg's when the server closes the socket): the words they are raised with.
 _ROLLED_BACK_MARKERS = (
     "deadlock",
     "could not serialize",
@@ -102,7 +122,6 @@ _ROLLED_BACK_MARKERS = (
     "lock wait timeout",
     "database is locked",
 )
-#: Errors of a lost connection: the server may or may not have done what was sent.
 _CONNECTION_MARKERS = (
     "server closed the connection",
     "connection refused",
@@ -113,6 +132,39 @@ _CONNECTION_MARKERS = (
     "consuming input failed",
 )
 
+DriverCode = tuple[Literal["sqlstate", "mysql", "sqlite"], str | int]
+
+
+def driver_code(error: BaseException) -> DriverCode | None:
+    """The code a driver error carries: a SQLSTATE, a MySQL error number or a SQLite result code.
+
+    ``error`` is a SQLAlchemy error wrapping the driver's, or the driver's own.
+    None when the error carries no code.
+    """
+    from sqlalchemy import exc as sa_exc  # lazily, as in is_connection_lost
+
+    driver = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    inner = getattr(driver, "orig", None)  # SQLAlchemy's emulated DBAPI errors wrap the driver's
+    if isinstance(inner, BaseException):
+        driver = inner
+    # PyMySQL's errors carry a SQLSTATE too, but a coarse one (a lock wait
+    # timeout is HY000): their error number comes first.
+    args = getattr(driver, "args", ())
+    if not isinstance(driver, OSError) and args and type(args[0]) is int and args[0] > 0:
+        return ("mysql", args[0])
+    sqlstate = getattr(driver, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return ("sqlstate", sqlstate)
+    sqlite_code = getattr(driver, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return ("sqlite", sqlite_code & 0xFF)  # the primary code of an extended one
+    return None
+
+
+def _mentions(error: BaseException, markers: tuple[str, ...]) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in markers)
+
 
 def is_connection_lost(error: BaseException) -> bool:
     """Whether a driver error means the connection to the server was lost."""
@@ -122,14 +174,28 @@ def is_connection_lost(error: BaseException) -> bool:
 
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
-    text = str(error).lower()
-    return any(marker in text for marker in _CONNECTION_MARKERS)
+    code = driver_code(error)
+    if code is None:
+        return _mentions(error, _CONNECTION_MARKERS)
+    kind, value = code
+    if kind == "sqlstate":
+        return str(value).startswith(_PG_CONNECTION_CLASS) or value in _PG_CONNECTION
+    return kind == "mysql" and value in _MYSQL_CONNECTION
 
 
 def is_transient(error: BaseException) -> bool:
     """Tell whether a driver error is worth retrying in a new transaction."""
-    text = str(error).lower()
-    return is_connection_lost(error) or any(marker in text for marker in _ROLLED_BACK_MARKERS)
+    if is_connection_lost(error):
+        return True
+    code = driver_code(error)
+    if code is None:
+        return _mentions(error, _ROLLED_BACK_MARKERS)
+    kind, value = code
+    if kind == "sqlstate":
+        return value in _PG_ROLLED_BACK
+    if kind == "mysql":
+        return value in _MYSQL_ROLLED_BACK
+    return value == _SQLITE_BUSY
 
 
 @contextmanager

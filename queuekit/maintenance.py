@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
+from queuekit import defaults
 from queuekit.cron import check_schedule, due_slot, parse_timezone
 from queuekit.durations import Duration, parse_duration
 from queuekit.errors import InvalidArgumentError, QueueKitError
@@ -39,7 +40,7 @@ T = TypeVar("T")
 GC_IDENTIFIER = "queuekit:gc"
 #: A lock older than this is taken back. Workers refresh their running jobs'
 #: locks every ``min(30 s, lock_timeout / 5)``, so only dead workers' jobs are.
-DEFAULT_LOCK_TIMEOUT = "10 minutes"
+DEFAULT_LOCK_TIMEOUT = defaults.LOCK_TIMEOUT
 DEFAULT_GC_SCHEDULE = "0 3 * * *"
 
 
@@ -85,7 +86,7 @@ class Maintenance:
         lock_timeout: Duration = DEFAULT_LOCK_TIMEOUT,
         gc_schedule: str = DEFAULT_GC_SCHEDULE,
         gc_timezone: str = "UTC",
-        task_identifier_retention: Duration = "7 days",
+        task_identifier_retention: Duration = defaults.TASK_IDENTIFIER_KEEP,
     ) -> None:
         if not isinstance(manager, JobManager):
             raise InvalidArgumentError("Maintenance needs a JobManager")

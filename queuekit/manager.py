@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from queuekit.compat import check_server_version
+from queuekit import defaults
 from queuekit.control import Control
-from queuekit.dialects import support_for
+from queuekit.dialects import check_server_version, support_for
 from queuekit.durations import Duration, check_optional_time, duration_ms, parse_duration
 from queuekit.errors import (
     InvalidArgumentError,
@@ -73,7 +73,6 @@ T = TypeVar("T")
 #: Rows one maintenance transaction handles at most, so huge backlogs never
 #: make one giant transaction.
 MAINTENANCE_BATCH = 1000
-DEFAULT_MAX_ATTEMPTS = 25
 
 
 class JobManager(Control):
@@ -198,7 +197,7 @@ class JobManager(Control):
         queue_name: str | None = None,
         run_at: datetime | None = None,
         priority: int = 0,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         job_key: str | None = None,
         job_key_mode: str | None = None,
         flags: Sequence[str] = (),
@@ -291,7 +290,7 @@ class JobManager(Control):
         task_identifiers: Sequence[str] | None = None,
         forbidden_flags: Sequence[str] | None = None,
         batch_size: int = 1,
-        history_retention: Duration = "30 days",
+        history_retention: Duration = defaults.HISTORY_RETENTION,
         session: SessionLike = None,
     ) -> list[Job]:
         """Claim up to ``batch_size`` jobs; each carries the ``correlation_id`` of its attempt."""
@@ -433,18 +432,12 @@ class JobManager(Control):
         if not ids or (when is None and order is None and limit is None):
             return []
 
-        def work(conn: Connection) -> list[Job]:
-            result = self.repository.reschedule_jobs(
+        return self._run(
+            session,
+            lambda conn: self.repository.reschedule_jobs(
                 conn, ids, run_at=when, priority=order, max_attempts=limit
-            )
-            if isinstance(result, int):
-                raise InvalidArgumentError(
-                    f"max_attempts={limit} is below the {result} attempts a listed job already "
-                    "made; choose a max_attempts of at least that"
-                )
-            return result
-
-        return self._run(session, work)
+            ),
+        )
 
     def replay_failed_jobs(
         self,
@@ -462,7 +455,7 @@ class JobManager(Control):
             raise InvalidArgumentError("from_time must not be after to_time")
         task = check_name(task_identifier, name="task_identifier", optional=True)
         attempts = (
-            DEFAULT_MAX_ATTEMPTS
+            defaults.MAX_ATTEMPTS
             if max_attempts is None
             else check_int(max_attempts, name="max_attempts", minimum=1)
         )
@@ -549,7 +542,7 @@ class JobManager(Control):
                 return total
 
     def reset_locked_jobs(
-        self, *, lock_timeout: Duration = "4 hours", session: SessionLike = None
+        self, *, lock_timeout: Duration = defaults.RESET_LOCK_TIMEOUT, session: SessionLike = None
     ) -> int:
         """Unlock jobs locked longer than ``lock_timeout``; their attempts close as failed."""
         timeout = duration_ms(lock_timeout, name="lock_timeout")
@@ -565,7 +558,9 @@ class JobManager(Control):
         """Delete named queues with no job and no lock."""
         return self._batched(session, self.repository.gc_job_queues)
 
-    def gc_task_identifiers(self, *, keep: Duration = "7 days", session: SessionLike = None) -> int:
+    def gc_task_identifiers(
+        self, *, keep: Duration = defaults.TASK_IDENTIFIER_KEEP, session: SessionLike = None
+    ) -> int:
         """Delete task identifiers unused for ``keep`` that have no schema and no job."""
         keep_ms = duration_ms(keep, name="keep")
         return self._batched(

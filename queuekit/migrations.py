@@ -11,6 +11,11 @@ committed or rolled back here: the caller decides).
 A host application's ``env.py`` passes :func:`include_name` and
 :func:`include_object` to ``context.configure()`` so that its autogenerate
 never proposes to drop queuekit's tables.
+
+queuekit's own ``env.py`` uses :func:`environment_options` and
+:func:`migration_connection`, and nothing else of queuekit; its revisions
+import no queuekit code at all, so that a change to the models can never
+change what an old revision builds.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.schema import CreateSchema
 
-from queuekit.compat import check_server_version
+from queuekit.dialects import check_server_version
 from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import InvalidArgumentError, SchemaNotMigratedError, translate_db_errors
 from queuekit.lineage import check_active_revision, check_new_revisions
@@ -137,13 +142,14 @@ def _sqlite_transactional_ddl(connection: Connection) -> None:
 
 
 @contextmanager
-def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
-    """A connection inside a transaction: our own on an engine, else the caller's.
+def migration_connection(bind: Engine | Connection) -> Iterator[Connection]:
+    """A connection to a supported server, inside a transaction: our own or the caller's.
 
     On an engine the transaction is queuekit's own, committed on success. On
     a connection it is the caller's (begun here if need be, as SQLAlchemy 2
     would on the first statement) and left open for the caller to commit or
-    roll back.
+    roll back. Raises :class:`~queuekit.errors.UnsupportedDatabaseError` on a
+    server queuekit does not support, before anything is written.
     """
     with translate_db_errors(), ExitStack() as stack:
         if isinstance(bind, Engine):
@@ -155,6 +161,7 @@ def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
             if not connection.in_transaction():
                 connection.begin()
         _sqlite_transactional_ddl(connection)
+        check_server_version(connection)
         yield connection
 
 
@@ -170,8 +177,7 @@ def upgrade(
     _refuse_unknown_revision(revision)
     from alembic import command
 
-    with _transaction(bind) as connection, _revision_errors():
-        check_server_version(connection)
+    with migration_connection(bind) as connection, _revision_errors():
         _create_schema(connection, schema)
         _refuse_unrecorded_tables(connection, schema)
         command.upgrade(_config(connection, schema), revision)
@@ -248,8 +254,7 @@ def downgrade(bind: Engine | Connection, revision: str, *, schema: str | None = 
     _refuse_unknown_revision(revision)
     from alembic import command
 
-    with _transaction(bind) as connection, _revision_errors():
-        check_server_version(connection)
+    with migration_connection(bind) as connection, _revision_errors():
         command.downgrade(_config(connection, schema), revision)
 
 
@@ -439,7 +444,7 @@ def _include_own_object(
     return table is None or is_queuekit_table(table)
 
 
-def _context_options(schema: str | None = None) -> dict[str, Any]:
+def environment_options(schema: str | None = None) -> dict[str, Any]:
     """``context.configure()`` options of queuekit's own environment (autogenerate included)."""
     return {
         "target_metadata": metadata,
@@ -450,3 +455,6 @@ def _context_options(schema: str | None = None) -> dict[str, Any]:
         "compare_type": True,
         "compare_server_default": True,
     }
+
+
+_context_options = environment_options  # the name older code (and its tests) use

@@ -24,14 +24,18 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
+    column,
     text,
 )
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from queuekit.types import HISTORY_STATUSES
+from queuekit.defaults import MAX_ATTEMPTS
+from queuekit.types import HISTORY_STATUSES, JOB_KEY_MODES, JobStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -94,6 +98,46 @@ def exact_collation(dialect: Dialect) -> str:
     return "utf8mb4_0900_bin"
 
 
+def status_condition(
+    status: JobStatus, locked_at: Any, attempts: Any, max_attempts: Any
+) -> ColumnElement[bool]:
+    """The SQL condition of a derived job status, over the given columns.
+
+    The one statement of the rule (:func:`job_status` is its Python twin):
+    a job is locked while ``locked_at`` is set, else exhausted once its
+    attempts reach ``max_attempts``, else available. The jobs table's
+    partial indexes are built from it too.
+    """
+    if status == "locked":
+        return locked_at.is_not(None)  # type: ignore[no-any-return]
+    if status == "exhausted":
+        return and_(locked_at.is_(None), attempts >= max_attempts)
+    return and_(locked_at.is_(None), attempts < max_attempts)
+
+
+def job_status(locked_at: Any, attempts: int, max_attempts: int) -> JobStatus:
+    """A row's derived status, computed in Python as :func:`status_condition` says in SQL."""
+    if locked_at is not None:
+        return "locked"
+    if attempts >= max_attempts:
+        return "exhausted"
+    return "available"
+
+
+def _one_of(name: str, values: tuple[str, ...]) -> str:
+    """A CHECK condition: the column holds one of the values."""
+    return f"{name} IN (" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+#: The jobs table's columns by name, for its own partial indexes (defined before the table is).
+_AVAILABLE = status_condition(
+    "available", column("locked_at"), column("attempts"), column("max_attempts")
+)
+_EXHAUSTED = status_condition(
+    "exhausted", column("locked_at"), column("attempts"), column("max_attempts")
+)
+
+
 class NameString(TypeDecorator[str]):
     """A task identifier, queue name, job key, rate-limit key or worker id.
 
@@ -136,7 +180,7 @@ class JobRow(Base):
     queue_name: Mapped[str | None] = mapped_column(Name)
     run_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("25"))
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text(str(MAX_ATTEMPTS)))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -152,9 +196,7 @@ class JobRow(Base):
     )
 
     __table_args__ = (
-        CheckConstraint(
-            "job_key_mode IN ('replace', 'preserve_run_at', 'unsafe_dedupe')", name="job_key_mode"
-        ),
+        CheckConstraint(_one_of("job_key_mode", JOB_KEY_MODES), name="job_key_mode"),
         CheckConstraint("max_attempts >= 1", name="max_attempts"),
         CheckConstraint("attempts >= 0", name="attempts"),
         # The claim reads this index in claim order; locked and exhausted jobs
@@ -164,8 +206,8 @@ class JobRow(Base):
             "priority",
             "run_at",
             "id",
-            postgresql_where=text("locked_at IS NULL AND attempts < max_attempts"),
-            sqlite_where=text("locked_at IS NULL AND attempts < max_attempts"),
+            postgresql_where=_AVAILABLE,
+            sqlite_where=_AVAILABLE,
         ),
         Index("ix_queuekit_jobs_queue_name", "queue_name", "locked_at"),
         Index("ix_queuekit_jobs_locked_at", "locked_at"),
@@ -182,14 +224,14 @@ class JobRow(Base):
             "locked_at",
             "attempts",
             "max_attempts",
-            postgresql_where=text("locked_at IS NULL AND attempts >= max_attempts"),
-            sqlite_where=text("locked_at IS NULL AND attempts >= max_attempts"),
+            postgresql_where=_EXHAUSTED,
+            sqlite_where=_EXHAUSTED,
         ),
         Index(
             "ix_queuekit_jobs_available_run_at",
             "run_at",
-            postgresql_where=text("locked_at IS NULL AND attempts < max_attempts"),
-            sqlite_where=text("locked_at IS NULL AND attempts < max_attempts"),
+            postgresql_where=_AVAILABLE,
+            sqlite_where=_AVAILABLE,
         ),
     )
 
@@ -251,10 +293,7 @@ class JobHistoryRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN (" + ", ".join(f"'{status}'" for status in HISTORY_STATUSES) + ")",
-            name="status",
-        ),
+        CheckConstraint(_one_of("status", HISTORY_STATUSES), name="status"),
         Index("ix_queuekit_job_history_job_id", "job_id", "started_at"),
         Index("ix_queuekit_job_history_status_started_at", "status", "started_at"),
         Index("ix_queuekit_job_history_started_at", "started_at"),
@@ -321,3 +360,8 @@ job_history = cast(Table, JobHistoryRow.__table__)
 rate_limits = cast(Table, RateLimitRow.__table__)
 known_crontabs = cast(Table, KnownCrontabRow.__table__)
 workers = cast(Table, WorkerRow.__table__)
+
+
+def job_status_is(status: JobStatus) -> ColumnElement[bool]:
+    """The SQL condition of a derived job status over ``queuekit_jobs``."""
+    return status_condition(status, jobs.c.locked_at, jobs.c.attempts, jobs.c.max_attempts)

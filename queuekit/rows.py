@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row
 
+from queuekit.models import job_status
 from queuekit.types import (
     HistoryRecord,
     Job,
     JobQueue,
-    JobStatus,
     RateLimit,
     TaskIdentifier,
     WorkerInfo,
 )
 
 
-def job_status(locked_at: Any, attempts: int, max_attempts: int) -> JobStatus:
-    """Status is derived, never stored: locked, else exhausted, else available."""
-    if locked_at is not None:
-        return "locked"
-    if attempts >= max_attempts:
-        return "exhausted"
-    return "available"
-
-
 def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:
     """A Job from a full ``queuekit_jobs`` row; the correlation id only for a fresh claim."""
-    m = row._mapping
+    return job_from_mapping(row._mapping, with_correlation=with_correlation)
+
+
+def job_from_mapping(m: Mapping[Any, Any], *, with_correlation: bool = False) -> Job:
+    """A Job from the values of every ``queuekit_jobs`` column, by column name."""
     return Job(
         id=m["id"],
         task_identifier=m["task_identifier"],

@@ -6,24 +6,20 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID
 
+from queuekit.defaults import MAX_ATTEMPTS
 from queuekit.durations import Duration, duration_ms
 from queuekit.errors import InvalidArgumentError
 
+# Each enumeration is written once, as its type; the tuples are read from it.
 JobStatus = Literal["available", "locked", "exhausted"]
 HistoryStatus = Literal["started", "completed", "failed", "partial_success", "cancelled"]
 JobKeyMode = Literal["replace", "preserve_run_at", "unsafe_dedupe"]
-JOB_KEY_MODES: tuple[str, ...] = ("replace", "preserve_run_at", "unsafe_dedupe")
-JOB_STATUSES: tuple[JobStatus, ...] = ("available", "locked", "exhausted")
-HISTORY_STATUSES: tuple[HistoryStatus, ...] = (
-    "started",
-    "completed",
-    "failed",
-    "partial_success",
-    "cancelled",
-)
+JOB_KEY_MODES: tuple[JobKeyMode, ...] = get_args(JobKeyMode)
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+HISTORY_STATUSES: tuple[HistoryStatus, ...] = get_args(HistoryStatus)
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ class JobSpec:
     queue_name: str | None = None
     run_at: datetime | None = None
     priority: int = 0
-    max_attempts: int = 25
+    max_attempts: int = MAX_ATTEMPTS
     job_key: str | None = None
     job_key_mode: str | None = None
     flags: Sequence[str] = ()

@@ -24,7 +24,7 @@ from queuekit.ids import uuid7
 from queuekit.learning import Learned
 from queuekit.limits import document_problem, size_problem, structure_problem, text_problem
 from queuekit.models import NAME_LENGTH
-from queuekit.types import JOB_KEY_MODES, JobSpec
+from queuekit.types import JOB_KEY_MODES, JobKeyMode, JobSpec
 
 # jsonschema is imported when a schema is first compiled or applied: enqueueing
 # jobs of tasks without a schema (and the command line's start-up) never needs it.
@@ -165,7 +165,7 @@ class NewJob:
     priority: int
     max_attempts: int
     job_key: str | None
-    job_key_mode: str | None
+    job_key_mode: JobKeyMode | None
     flags: tuple[str, ...]
     rate_limit_key: str | None
     #: Size of the payload as JSON, which bounds how many jobs one statement carries.
@@ -176,17 +176,22 @@ def check_job_spec(spec: JobSpec) -> NewJob:
     """Check every argument of one job request (not yet its schema)."""
     task_identifier = check_required_name(spec.task_identifier, name="task_identifier")
     job_key = check_name(spec.job_key, name="job_key", optional=True)
-    mode = spec.job_key_mode
-    if mode is not None:
-        if not isinstance(mode, str):
-            raise JobKeyError(f"Unknown job_key_mode: {mode!r}")
-        mode = mode.replace("-", "_")
-        if mode not in JOB_KEY_MODES:
+    given = spec.job_key_mode
+    mode: JobKeyMode | None = None
+    if given is not None:
+        if not isinstance(given, str):
+            raise JobKeyError(f"Unknown job_key_mode: {given!r}")
+        mode = next((m for m in JOB_KEY_MODES if m == given.replace("-", "_")), None)
+        if mode is None:
             raise JobKeyError(
-                f"Unknown job_key_mode: {mode}; use one of {', '.join(JOB_KEY_MODES)}"
+                f"Unknown job_key_mode: {given.replace('-', '_')}; "
+                f"use one of {', '.join(JOB_KEY_MODES)}"
             )
         if job_key is None:
-            raise JobKeyError("job-key is required when job-key-mode is set")
+            # Worded as the job-key contract has it, then in this API's own names.
+            raise JobKeyError(
+                "job-key is required when job-key-mode is set: pass job_key with job_key_mode"
+            )
     elif job_key is not None:
         mode = "replace"
     payload, payload_bytes = payload_json(task_identifier, spec.payload)

@@ -11,15 +11,17 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
-
-from queuekit.models import UTCDateTime
+from sqlalchemy.dialects import mysql, postgresql
 
 revision: str = "queuekit_0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("queuekit",)
 depends_on: str | Sequence[str] | None = None
 
+# The revision defines the column types it needs itself, so it keeps building
+# the same schema whatever later versions of queuekit's models look like.
+# A timestamp: timestamptz on PostgreSQL, microsecond DATETIME on MySQL/MariaDB.
+Timestamp = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Name = sa.String(255)
 CLAIMABLE = "locked_at IS NULL AND attempts < max_attempts"
@@ -32,9 +34,9 @@ def upgrade() -> None:
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("interval_ms", sa.BigInteger(), nullable=False),
         sa.Column("available_tokens", sa.Integer(), nullable=False),
-        sa.Column("last_refill_at", UTCDateTime(), nullable=False),
-        sa.Column("next_refill_at", UTCDateTime(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("last_refill_at", Timestamp, nullable=False),
+        sa.Column("next_refill_at", Timestamp, nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
         sa.CheckConstraint("capacity > 0", name=op.f("ck_queuekit_rate_limits_capacity")),
         sa.CheckConstraint("interval_ms > 0", name=op.f("ck_queuekit_rate_limits_interval_ms")),
         sa.CheckConstraint(
@@ -54,16 +56,16 @@ def upgrade() -> None:
         sa.Column("payload", JSONDocument, nullable=False),
         sa.Column("priority", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("queue_name", Name, nullable=True),
-        sa.Column("run_at", UTCDateTime(), nullable=False),
+        sa.Column("run_at", Timestamp, nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("max_attempts", sa.Integer(), server_default=sa.text("25"), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
         sa.Column("job_key", Name, nullable=True),
         sa.Column("job_key_mode", sa.String(32), nullable=True),
         sa.Column("flags", JSONDocument, nullable=False),
-        sa.Column("locked_at", UTCDateTime(), nullable=True),
+        sa.Column("locked_at", Timestamp, nullable=True),
         sa.Column("locked_by", Name, nullable=True),
         sa.Column("correlation_id", sa.Uuid(), nullable=True),
         sa.Column("revision", sa.Integer(), server_default=sa.text("0"), nullable=False),
@@ -100,10 +102,10 @@ def upgrade() -> None:
     op.create_table(
         "queuekit_job_queues",
         sa.Column("queue_name", Name, nullable=False),
-        sa.Column("locked_at", UTCDateTime(), nullable=True),
+        sa.Column("locked_at", Timestamp, nullable=True),
         sa.Column("locked_by", Name, nullable=True),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("queue_name", name=op.f("pk_queuekit_job_queues")),
     )
 
@@ -112,8 +114,8 @@ def upgrade() -> None:
         sa.Column("identifier", Name, nullable=False),
         sa.Column("payload_schema", JSONDocument, nullable=True),
         sa.Column("schema_version", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("last_used", UTCDateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("last_used", Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("identifier", name=op.f("pk_queuekit_task_identifiers")),
     )
 
@@ -130,8 +132,8 @@ def upgrade() -> None:
         sa.Column("rate_limit_key", Name, nullable=True),
         sa.Column("worker_id", Name, nullable=True),
         sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("started_at", UTCDateTime(), nullable=True),
-        sa.Column("completed_at", UTCDateTime(), nullable=True),
+        sa.Column("started_at", Timestamp, nullable=True),
+        sa.Column("completed_at", Timestamp, nullable=True),
         sa.Column("queue_time_ms", sa.BigInteger(), nullable=True),
         sa.Column("execution_time_ms", sa.BigInteger(), nullable=True),
         sa.Column("attempt_number", sa.Integer(), nullable=False),
@@ -141,8 +143,8 @@ def upgrade() -> None:
         sa.Column("failed_steps", JSONDocument, nullable=True),
         sa.Column("retry_from_step", sa.Text(), nullable=True),
         sa.Column("partial_results", JSONDocument, nullable=True),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("expires_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("expires_at", Timestamp, nullable=True),
         sa.CheckConstraint(
             "status IN ('started', 'completed', 'failed', 'partial_success')",
             name=op.f("ck_queuekit_job_history_status"),
@@ -169,10 +171,10 @@ def upgrade() -> None:
     op.create_table(
         "queuekit_known_crontabs",
         sa.Column("identifier", Name, nullable=False),
-        sa.Column("known_since", UTCDateTime(), nullable=False),
-        sa.Column("last_execution", UTCDateTime(), nullable=True),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("known_since", Timestamp, nullable=False),
+        sa.Column("last_execution", Timestamp, nullable=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("identifier", name=op.f("pk_queuekit_known_crontabs")),
     )
 

@@ -7,12 +7,14 @@ Create Date: 2024-12-08
 MySQL/MariaDB's default collations ignore case, accents and trailing spaces,
 so ``Mail`` and ``mail`` were one named queue, one job key (an enqueue of one
 while the other existed could not settle) and one task identifier. Every name
-column now uses a binary collation without padding
-(:func:`queuekit.models.exact_collation`). PostgreSQL and SQLite already
-compare exactly: nothing changes there.
+column now uses a binary collation without padding (:func:`exact_collation`).
+PostgreSQL and SQLite already compare exactly: nothing changes there.
 
 Downgrading restores the database's default collation; it fails if names that
 differ only in case, accents or trailing spaces exist in one unique column.
+
+The revision defines what it needs itself, so it keeps building the same
+schema whatever later versions of queuekit's models look like.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
-
-from queuekit.models import NAME_LENGTH, exact_collation
+from sqlalchemy.engine import Dialect
 
 revision: str = "queuekit_0003"
 down_revision: str | Sequence[str] | None = "queuekit_0002"
@@ -48,6 +49,16 @@ NAME_COLUMNS = (
     ("queuekit_known_crontabs", "identifier", False),
 )
 RATE_LIMIT_FK = "fk_queuekit_jobs_rate_limit_key_queuekit_rate_limits"
+NAME_LENGTH = 255
+
+
+def exact_collation(dialect: Dialect) -> str:
+    """The MySQL/MariaDB collation that compares names byte for byte, trailing spaces too."""
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    if tuple(dialect.server_version_info or (8, 0, 17)) < (8, 0, 17):
+        return "utf8mb4_bin"  # the only binary one before utf8mb4_0900_bin; pads spaces
+    return "utf8mb4_0900_bin"
 
 
 def _retype(name_type: sa.types.TypeEngine[str]) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from queuekit import defaults
 from queuekit.cli.app import (
     DURATION,
     INTERVAL,
@@ -51,7 +52,9 @@ SHOWN_ROWS = 20
 @click.option("--to", "to_time", type=TIME, help="Failed attempts started at or before.")
 @click.option("--since", type=DURATION, help="Failed attempts started within this duration.")
 @click.option("--task", "task_identifier", metavar="TASK")
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Default: 25.")
+@click.option(
+    "--max-attempts", type=click.IntRange(min=1), help=f"Default: {defaults.MAX_ATTEMPTS}."
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @json_option
 def replay(

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from queuekit import defaults
 from queuekit.cli.app import (
     DURATION,
     JOB_ID,
@@ -44,7 +45,9 @@ from queuekit.types import (
 @click.option("--run-at", type=TIME, help="Earliest start, ISO 8601 with offset.")
 @click.option("--delay", type=DURATION, help="Earliest start as a delay from now.")
 @click.option("--priority", type=int, default=0, show_default=True, help="Lower runs first.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option(
+    "--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS, show_default=True
+)
 @click.option("--job-key", metavar="KEY", help="Deduplication key.")
 @click.option("--job-key-mode", type=click.Choice(JOB_KEY_MODES), help="Default: replace.")
 @click.option("--flag", "flags", multiple=True, metavar="FLAG", help="Repeatable.")

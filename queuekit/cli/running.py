@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from queuekit import defaults
 from queuekit.cli.app import (
     DEBUG_ENV,
     DURATION,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 @click.option(
     "--keep-task-identifiers",
     type=DURATION,
-    default="7 days",
+    default=defaults.TASK_IDENTIFIER_KEEP,
     show_default=True,
     help="Forget unused task identifiers (no schema, no job) after this long.",
 )
@@ -76,10 +77,15 @@ def gc(keep_task_identifiers: timedelta) -> None:
 @cli.command("maintain")
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
 @click.option("--interval", type=INTERVAL, default="1 minute", show_default=True)
-@click.option("--lock-timeout", type=DURATION, default="10 minutes", show_default=True)
+@click.option("--lock-timeout", type=DURATION, default=defaults.LOCK_TIMEOUT, show_default=True)
 @click.option("--gc-schedule", default="0 3 * * *", show_default=True, metavar="CRON")
 @click.option("--gc-timezone", default="UTC", show_default=True, metavar="ZONE")
-@click.option("--keep-task-identifiers", type=DURATION, default="7 days", show_default=True)
+@click.option(
+    "--keep-task-identifiers",
+    type=DURATION,
+    default=defaults.TASK_IDENTIFIER_KEEP,
+    show_default=True,
+)
 @json_option
 def maintain(
     once: bool,
@@ -235,7 +241,7 @@ def stats_table(stats: Any, title: str) -> Table:
     "--job-timeout", type=DURATION, default="5 minutes", show_default=True, help="0: no limit."
 )
 @click.option("--shutdown-timeout", type=DURATION, default="30 seconds", show_default=True)
-@click.option("--lock-timeout", type=INTERVAL, default="10 minutes", show_default=True)
+@click.option("--lock-timeout", type=INTERVAL, default=defaults.LOCK_TIMEOUT, show_default=True)
 @click.option("--no-maintenance", is_flag=True, help="Leave maintenance to `queuekit maintain`.")
 @click.option("--crontab", "crontab_specs", multiple=True, metavar="MODULE:LIST")
 @click.option("--drain", is_flag=True, help="Exit once no job is claimable (with a progress bar).")

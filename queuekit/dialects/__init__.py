@@ -1,14 +1,31 @@
-"""The dialect seam: the few things that differ between PostgreSQL, SQLite and MySQL.
+"""The dialect seam: everything that differs between PostgreSQL, SQLite and MySQL/MariaDB.
 
-Each dialect module provides one :class:`~queuekit.dialects.base.DialectSupport`
-subclass holding only the database clock and time arithmetic, the flag
-filter of the claim, upserts, notification, per-connection set-up and the
-oldest server version supported.
-Everything else is SQLAlchemy Core shared by all dialects.
+Internal: nothing here is queuekit's public API, and any of it may change in
+any release. Each dialect module provides one
+:class:`~queuekit.dialects.base.DialectSupport` subclass; :func:`support_for`
+picks it for an engine's dialect and :func:`check_server_version` refuses
+servers older than it supports. Everything else is SQLAlchemy Core shared by
+all dialects. The members of ``DialectSupport``, by what they are for:
+
+- Server: ``name``, ``minimum_version``.
+- Connections and transactions: ``isolation_level``, ``prepare_engine``,
+  ``client_connect_args``, ``connection_label``, ``begin_transaction``,
+  ``check_own_transaction``, ``limit_statement_time``, ``clear_statement_time``.
+- Clock and time arithmetic: ``now``, ``server_now``, ``add_ms``,
+  ``ms_between``, ``clock_offset_ms`` (set by tests only).
+- Statements: ``has_any_flag``, ``upsert``, ``insert_skipping_conflicts``,
+  ``skip_insert_returns_ids``, ``new_uuid``, ``writes_in_ctes``.
+- Bulk loading: ``bulk_loads``, ``copy_rows``.
+- Waking workers: ``notifies``, ``wake_up_values``, ``open_listener`` (a
+  :class:`~queuekit.dialects.base.Listener`).
+
+Driver errors are classified in :mod:`queuekit.errors`, by the codes the
+drivers attach to them.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
 from queuekit.dialects.base import DialectSupport
@@ -35,4 +52,21 @@ def support_for(dialect: Dialect | type[Dialect]) -> DialectSupport:
     )
 
 
-__all__ = ["DialectSupport", "support_for"]
+def check_server_version(connection: Connection) -> None:
+    """Raise :class:`UnsupportedDatabaseError` unless the server is one queuekit supports.
+
+    The dialect says which product the server is and its oldest supported
+    version (PostgreSQL 13, SQLite 3.35, MariaDB 10.6, MySQL 8.0).
+    """
+    product, minimum = support_for(connection.dialect).minimum_version(connection.dialect)
+    info = connection.dialect.server_version_info or ()
+    version = tuple(part for part in info if isinstance(part, int))
+    if version < minimum:
+        found = ".".join(map(str, version)) or "unknown"
+        wanted = ".".join(map(str, minimum))
+        raise UnsupportedDatabaseError(
+            f"queuekit needs {product} >= {wanted}; this server is {product} {found}"
+        )
+
+
+__all__ = ["DialectSupport", "check_server_version", "support_for"]

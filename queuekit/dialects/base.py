@@ -1,4 +1,4 @@
-"""What every dialect module implements."""
+"""What every dialect module implements (internal; :mod:`queuekit.dialects` lists it by purpose)."""
 
 from __future__ import annotations
 

@@ -18,13 +18,20 @@ from sqlalchemy import (
     update,
 )
 
+from queuekit.errors import InvalidArgumentError
 from queuekit.models import (
     job_history,
     job_queues,
+    job_status_is,
     jobs,
     task_identifiers,
 )
-from queuekit.repository.base import EXPIRED_LOCK_MESSAGE, FORCE_UNLOCK_MESSAGE, chunks
+from queuekit.repository.base import (
+    EXPIRED_LOCK_MESSAGE,
+    FORCE_UNLOCK_MESSAGE,
+    chunks,
+    history_window,
+)
 from queuekit.repository.outcomes import Outcomes
 from queuekit.rows import (
     history_from_row,
@@ -84,7 +91,7 @@ class Admin(Outcomes):
     ) -> list[Any]:
         statement = (
             select(jobs.c.id, jobs.c.correlation_id, jobs.c.queue_name)
-            .where(jobs.c.locked_at.is_not(None), condition)
+            .where(job_status_is("locked"), condition)
             .with_for_update(skip_locked=skip_locked)
         )
         if limit is None:
@@ -157,11 +164,12 @@ class Admin(Outcomes):
         run_at: datetime | None,
         priority: int | None,
         max_attempts: int | None,
-    ) -> list[Job] | int:
+    ) -> list[Job]:
         """Change run_at, priority or max_attempts of listed jobs.
 
-        Returns the highest ``attempts`` above the new ``max_attempts`` instead
-        of changing anything when the change would break ``attempts <= max_attempts``.
+        Raises :class:`~queuekit.errors.InvalidArgumentError`, changing
+        nothing, when a new ``max_attempts`` is below the attempts a listed
+        job already made (``attempts <= max_attempts`` must hold).
         """
         rows = list(
             self.run(
@@ -177,7 +185,10 @@ class Admin(Outcomes):
         if max_attempts is not None:
             worst = max(row.attempts for row in rows)
             if worst > max_attempts:
-                return int(worst)
+                raise InvalidArgumentError(
+                    f"max_attempts={max_attempts} is below the {worst} attempts a listed job "
+                    "already made; choose a max_attempts of at least that"
+                )
         values: dict[str, Any] = {"revision": jobs.c.revision + 1, "updated_at": self.dialect.now()}
         if run_at is not None:
             values["run_at"] = run_at
@@ -220,13 +231,8 @@ class Admin(Outcomes):
             ~exists().where(
                 jobs.c.id == job_history.c.job_id, jobs.c.attempts < jobs.c.max_attempts
             ),
+            *history_window(from_time, to_time, task_identifier),
         ]
-        if from_time is not None:
-            conditions.append(job_history.c.started_at >= from_time)
-        if to_time is not None:
-            conditions.append(job_history.c.started_at <= to_time)
-        if task_identifier is not None:
-            conditions.append(job_history.c.task_identifier == task_identifier)
         statement = (
             select(job_history)
             .where(*conditions)
@@ -256,7 +262,7 @@ class Admin(Outcomes):
         rows = self._locked_rows(conn, jobs.c.locked_at <= threshold, limit=limit, skip_locked=True)
         self._take_locks(conn, rows, EXPIRED_LOCK_MESSAGE)
         holder = exists().where(
-            jobs.c.queue_name == job_queues.c.queue_name, jobs.c.locked_at.is_not(None)
+            jobs.c.queue_name == job_queues.c.queue_name, job_status_is("locked")
         )
         self.run(
             conn,
@@ -274,7 +280,7 @@ class Admin(Outcomes):
         job still holds the claim, or the attempt would leave no history.
         """
         running = exists().where(
-            jobs.c.correlation_id == job_history.c.correlation_id, jobs.c.locked_at.is_not(None)
+            jobs.c.correlation_id == job_history.c.correlation_id, job_status_is("locked")
         )
         expired = (
             select(job_history.c.id)

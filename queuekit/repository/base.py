@@ -67,6 +67,9 @@ PARTIAL_AT_MAX_MESSAGE = "max-attempts reached on partial-success"
 
 #: Candidate rounds of one claim at most (see :meth:`Repository.claim_jobs`).
 CLAIM_ROUNDS = 3
+#: Rounds of one keyed enqueue at most: each round re-reads the keys that
+#: concurrent enqueues inserted or deleted meanwhile (see ``Enqueue._add_keyed``).
+KEY_ROUNDS = 10
 
 OutcomeKind = Literal["completed", "failed", "partial_success"]
 
@@ -112,6 +115,20 @@ def error_text(error: BaseException | str | None) -> tuple[str | None, str | Non
             stack = None
         return storable_text(message), None if stack is None else storable_text(stack)
     return storable_text(str(error)), None
+
+
+def history_window(
+    from_time: datetime | None, to_time: datetime | None, task_identifier: str | None
+) -> list[ColumnElement[bool]]:
+    """Conditions on history rows: started within ``[from_time, to_time]``, of one task."""
+    conditions: list[ColumnElement[bool]] = []
+    if from_time is not None:
+        conditions.append(job_history.c.started_at >= from_time)
+    if to_time is not None:
+        conditions.append(job_history.c.started_at <= to_time)
+    if task_identifier is not None:
+        conditions.append(job_history.c.task_identifier == task_identifier)
+    return conditions
 
 
 @dataclass(frozen=True)

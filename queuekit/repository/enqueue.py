@@ -22,14 +22,24 @@ from sqlalchemy import (
     update,
 )
 
+from queuekit.errors import TransientDatabaseError
 from queuekit.models import (
     UTCDateTime,
     job_history,
+    job_status,
     jobs,
 )
-from queuekit.repository.base import CHUNK, COPIED_COLUMNS, COPY_THRESHOLD, chunks, sized_chunks
+from queuekit.repository.base import (
+    CHUNK,
+    COPIED_COLUMNS,
+    COPY_THRESHOLD,
+    KEY_ROUNDS,
+    chunks,
+    sized_chunks,
+)
 from queuekit.repository.reading import Reading
 from queuekit.rows import (
+    job_from_mapping,
     job_from_row,
 )
 from queuekit.types import (
@@ -163,13 +173,16 @@ class Enqueue(Reading):
         processed again against that row, so no unique violation escapes.
         """
         pending = sorted(groups)
-        for round_number in range(10):
+        for round_number in range(KEY_ROUNDS):
             if not pending:
                 return
             pending = self._apply_keys(
                 conn, {k: groups[k] for k in pending}, results, retry=round_number > 0
             )
-        raise RuntimeError("job key contention did not settle after 10 rounds")
+        raise TransientDatabaseError(
+            f"concurrent enqueues kept changing the rows of job keys {', '.join(pending[:3])} "
+            f"for {KEY_ROUNDS} rounds; nothing was enqueued: retry the call"
+        )
 
     def _apply_keys(
         self,
@@ -225,7 +238,10 @@ class Enqueue(Reading):
             current: dict[str, Any] | None = None  # a row this batch will insert
             for index, new_job in requests:
                 mode = new_job.job_key_mode
-                if row is not None and row.locked_at is None and row.attempts >= row.max_attempts:
+                if (
+                    row is not None
+                    and job_status(row.locked_at, row.attempts, row.max_attempts) == "exhausted"
+                ):
                     detach_exhausted.append(row.id)  # exhausted counts as absent
                     row = None
                 if row is None and current is None:
@@ -311,27 +327,17 @@ class Enqueue(Reading):
     @staticmethod
     def _job_from_new_row(row: dict[str, Any], now: datetime) -> Job:
         """The job a freshly inserted row describes, ``now`` being its insertion time."""
-        return Job(
-            id=row["id"],
-            task_identifier=row["task_identifier"],
-            payload=row["payload"],
-            priority=row["priority"],
-            queue_name=row["queue_name"],
-            run_at=row["run_at_value"] or now,
-            attempts=0,
-            max_attempts=row["max_attempts"],
-            last_error=None,
-            created_at=now,
-            updated_at=now,
-            job_key=row["job_key"],
-            job_key_mode=row["job_key_mode"],
-            flags=tuple(row["flags"]),
-            locked_at=None,
-            locked_by=None,
-            revision=0,
-            rate_limit_key=row["rate_limit_key"],
-            status="available",
-        )
+        computed = {
+            "run_at": row["run_at_value"] or now,
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+            "locked_at": None,
+            "locked_by": None,
+            "revision": 0,
+        }
+        return job_from_mapping({**row, **computed})
 
     @staticmethod
     def _as_preserved(row: Any, new_job: NewJob | None) -> Job:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -20,8 +20,10 @@ from sqlalchemy import (
 from queuekit.models import (
     job_history,
     job_queues,
+    job_status_is,
     jobs,
 )
+from queuekit.repository.base import history_window
 from queuekit.repository.catalog import Catalog
 from queuekit.rows import (
     history_from_row,
@@ -33,6 +35,7 @@ from queuekit.types import (
     HistoryRecord,
     Job,
     JobQueue,
+    JobStatus,
     QueueStats,
 )
 
@@ -56,12 +59,8 @@ class Reading(Catalog):
     ) -> list[Job]:
         """Jobs in claim order, filtered by derived status, task and queue."""
         conditions: list[ColumnElement[bool]] = []
-        if status == "locked":
-            conditions.append(jobs.c.locked_at.is_not(None))
-        elif status == "exhausted":
-            conditions += [jobs.c.locked_at.is_(None), jobs.c.attempts >= jobs.c.max_attempts]
-        elif status == "available":
-            conditions += [jobs.c.locked_at.is_(None), jobs.c.attempts < jobs.c.max_attempts]
+        if status is not None:
+            conditions.append(job_status_is(cast(JobStatus, status)))
         if task_identifier is not None:
             conditions.append(jobs.c.task_identifier == task_identifier)
         if queue_name is not None:
@@ -115,13 +114,7 @@ class Reading(Catalog):
         limit: int,
     ) -> list[HistoryRecord]:
         """History rows by start time window, task and status, newest first."""
-        conditions: list[ColumnElement[bool]] = []
-        if from_time is not None:
-            conditions.append(job_history.c.started_at >= from_time)
-        if to_time is not None:
-            conditions.append(job_history.c.started_at <= to_time)
-        if task_identifier is not None:
-            conditions.append(job_history.c.task_identifier == task_identifier)
+        conditions = history_window(from_time, to_time, task_identifier)
         if status is not None:
             conditions.append(job_history.c.status == status)
         statement = (
@@ -168,10 +161,8 @@ class Reading(Catalog):
 
         statement = union_all(
             counted("all"),
-            counted("locked", jobs.c.locked_at.is_not(None)),
-            counted(
-                "exhausted", jobs.c.locked_at.is_(None), jobs.c.attempts >= jobs.c.max_attempts
-            ),
+            counted("locked", job_status_is("locked")),
+            counted("exhausted", job_status_is("exhausted")),
         )
         counts: dict[tuple[str, str | None], dict[str, int]] = {}
         for kind, task, queue, n in self.run(conn, statement):
@@ -202,9 +193,7 @@ class Reading(Catalog):
         oldest = self.run(
             conn,
             select(self.dialect.ms_between(func.min(jobs.c.run_at), self.dialect.now())).where(
-                jobs.c.locked_at.is_(None),
-                jobs.c.attempts < jobs.c.max_attempts,
-                jobs.c.run_at <= self.dialect.now(),
+                job_status_is("available"), jobs.c.run_at <= self.dialect.now()
             ),
         ).scalar()
         age = None if oldest is None else timedelta(milliseconds=max(int(oldest), 0))

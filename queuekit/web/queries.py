@@ -27,7 +27,14 @@ from sqlalchemy import (
 
 from queuekit.errors import translate_db_errors
 from queuekit.manager import JobManager
-from queuekit.models import job_history, job_queues, jobs, known_crontabs, rate_limits
+from queuekit.models import (
+    job_history,
+    job_queues,
+    job_status_is,
+    jobs,
+    known_crontabs,
+    rate_limits,
+)
 from queuekit.rows import history_from_row, job_from_row, rate_limit_from_row
 from queuekit.types import HistoryRecord, Job, RateLimit
 from queuekit.web.cache import ResultCache
@@ -88,16 +95,14 @@ class Bucket:
 
 def state_condition(state: str, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
     """The WHERE conditions of one dashboard job state."""
-    unlocked = jobs.c.locked_at.is_(None)
-    live = jobs.c.attempts < jobs.c.max_attempts
     if state == "waiting":
-        return [unlocked, live, jobs.c.run_at <= now]
+        return [job_status_is("available"), jobs.c.run_at <= now]
     if state == "scheduled":
-        return [unlocked, live, jobs.c.run_at > now]
+        return [job_status_is("available"), jobs.c.run_at > now]
     if state == "running":
-        return [jobs.c.locked_at.is_not(None)]
+        return [job_status_is("locked")]
     if state == "exhausted":
-        return [unlocked, jobs.c.attempts >= jobs.c.max_attempts]
+        return [job_status_is("exhausted")]
     raise ValueError(f"unknown job state {state!r}; choose one of {', '.join(JOB_STATES)}")
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlalchemy import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from queuekit import defaults
 from queuekit.connections import create_engine, label_connections, worker_budget
 from queuekit.durations import Duration, parse_duration
 from queuekit.errors import InvalidArgumentError, QueueKitError
@@ -109,7 +110,7 @@ class Worker:
         crontabs: Iterable[object] = (),
         prefetch: int | None = None,
         lock_timeout: Duration = DEFAULT_LOCK_TIMEOUT,
-        history_retention: Duration = "30 days",
+        history_retention: Duration = defaults.HISTORY_RETENTION,
         listen: bool = True,
         listen_url: str | URL | None = None,
     ) -> None:
