@@ -79,6 +79,7 @@ FILES_WITH_PYTHON = {
     "dashboard.md",
     "dialects.md",
     "exactly-once.md",
+    "frameworks.md",
     "getting-started.md",
     "scaling.md",
     "tasks.md",
