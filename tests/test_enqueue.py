@@ -566,7 +566,11 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
     On MySQL/MariaDB, InnoDB may still pick a rare deadlock victim among
     callers' transactions (queuekit retries only its own transactions): the
     caller sees TransientDatabaseError and retries, as InnoDB asks. Nothing
-    else may escape, and on the other dialects nothing escapes at all.
+    else may escape, and on the other dialects nothing escapes at all. On
+    SQLite the callers' transactions, deferred by default, would fail at once
+    with "database is locked" when another caller wrote between their read
+    and their write; callers that enqueue under such contention ask for
+    BEGIN IMMEDIATE with the documented execution option, as done here.
     """
     threads_count, rounds = 4, 6
     unexpected: list[BaseException] = []
@@ -579,10 +583,7 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
             for _ in range(10):
                 try:
                     with engine.connect() as conn:
-                        if engine.dialect.name == "sqlite":
-                            # SQLite cannot upgrade a stale read snapshot to a write:
-                            # a caller's writing loop begins IMMEDIATE, as documented.
-                            conn = conn.execution_options(queuekit_own_transaction=True)
+                        conn.execution_options(queuekit_own_transaction=True)
                         conn.begin()
                         manager.add_job(
                             "t", {"t": thread}, job_key="hot", job_key_mode=mode, session=conn
