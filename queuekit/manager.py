@@ -8,6 +8,7 @@ of its own that it commits.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from queuekit import instrumentation
 from queuekit.compat import check_server_version
 from queuekit.control import Control
 from queuekit.dialects import support_for
@@ -207,13 +209,32 @@ class JobManager(Control):
         check_session(session)
         if not new_jobs:
             return []
+        return self._enqueue(session, "add_jobs", lambda conn: new_jobs)
 
-        def work(conn: Connection) -> list[Job]:
+    def _enqueue(
+        self,
+        session: SessionLike,
+        operation: str,
+        build: Callable[[Connection], Sequence[NewJob]],
+    ) -> list[Job]:
+        """Check and insert the jobs ``build`` makes; traced when hooks are installed."""
+
+        def work(conn: Connection, carrier: dict[str, str] | None = None) -> list[Job]:
+            new_jobs = build(conn)
+            if not new_jobs:
+                return []
             self.prepare_enqueue(conn, new_jobs)
-            added = self.repository.add_jobs(conn, new_jobs)
-            return added
+            if carrier is not None:
+                new_jobs = [dataclasses.replace(j, trace_context=carrier) for j in new_jobs]
+            return self.repository.add_jobs(conn, new_jobs)
 
-        return self._run(session, work)
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return self._run(session, work)
+        with hooks.send(operation) as scope:
+            added = self._run(session, lambda conn: work(conn, scope.carrier))
+            scope.sent(added)
+        return added
 
     def prepare_enqueue(self, conn: Connection, new_jobs: Sequence[NewJob]) -> None:
         """Checks that need the database but write nothing: schemas and rate-limit keys."""
@@ -263,7 +284,7 @@ class JobManager(Control):
         check_session(session)
         if size == 0 or tasks == ():
             return []
-        return self._run(
+        claimed = self._run(
             session,
             lambda conn: self.repository.claim_jobs(
                 conn,
@@ -274,6 +295,10 @@ class JobManager(Control):
                 retention_ms=retention_ms,
             ),
         )
+        hooks = instrumentation.hooks
+        if hooks is not None and claimed:
+            hooks.claimed(claimed)
+        return claimed
 
     def finish_jobs(
         self, worker_id: str, outcomes: Sequence[Outcome], *, session: SessionLike = None
@@ -283,10 +308,17 @@ class JobManager(Control):
         check_session(session)
         if not outcomes:
             return []
-        return self._run(
-            session,
-            lambda conn: self.repository.finish_jobs(conn, worker, outcomes, self.retry),
-        )
+
+        def work(conn: Connection) -> list[FinishedJob]:
+            return self.repository.finish_jobs(conn, worker, outcomes, self.retry)
+
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return self._run(session, work)
+        with hooks.settle(outcomes):
+            finished = self._run(session, work)
+        hooks.settled(finished)
+        return finished
 
     def complete_jobs(
         self,
@@ -426,7 +458,7 @@ class JobManager(Control):
         )
         check_session(session)
 
-        def work(conn: Connection) -> list[Job]:
+        def build(conn: Connection) -> list[NewJob]:
             failures = self.repository.replayable_failures(
                 conn, from_time=start, to_time=end, task_identifier=task
             )
@@ -455,11 +487,9 @@ class JobManager(Control):
                         )
                     )
                 )
-            self.prepare_enqueue(conn, new_jobs)
-            added = self.repository.add_jobs(conn, new_jobs)
-            return added
+            return new_jobs
 
-        return self._run(session, work)
+        return self._enqueue(session, "replay", build)
 
     def permanently_fail_jobs(
         self, job_ids: Sequence[uuid.UUID], reason: str, *, session: SessionLike = None
@@ -469,9 +499,13 @@ class JobManager(Control):
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidArgumentError("reason must be a non-empty string")
         check_session(session)
-        return self._run(
+        failed = self._run(
             session, lambda conn: self.repository.permanently_fail_jobs(conn, ids, reason)
         )
+        hooks = instrumentation.hooks
+        if hooks is not None and failed:
+            hooks.exhausted(failed)
+        return failed
 
     def force_unlock_jobs(
         self, worker_ids: Sequence[str] | None = None, *, session: SessionLike = None

@@ -51,6 +51,7 @@ def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:
         rate_limit_key=m["rate_limit_key"],
         status=job_status(m["locked_at"], m["attempts"], m["max_attempts"]),
         correlation_id=m["correlation_id"] if with_correlation else None,
+        trace_context=m.get("trace_context"),
     )
 
 

@@ -165,6 +165,8 @@ class NewJob:
     job_key_mode: str | None
     flags: tuple[str, ...]
     rate_limit_key: str | None
+    #: The enqueuer's trace context, set by tracing (:mod:`queuekit.instrumentation`).
+    trace_context: dict[str, str] | None = None
 
 
 def check_job_spec(spec: JobSpec) -> NewJob:

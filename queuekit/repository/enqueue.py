@@ -57,7 +57,7 @@ class Enqueue(Reading):
         return [job for job in results if job is not None]
 
     def _new_row(self, new_job: NewJob, *, run_at: datetime | None = None) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "id": uuid7(),
             "task_identifier": new_job.task_identifier,
             "payload": new_job.payload,
@@ -71,6 +71,11 @@ class Enqueue(Reading):
             "flags": list(new_job.flags),
             "rate_limit_key": new_job.rate_limit_key,
         }
+        # Only traced enqueues name the column (every job of a call is traced or
+        # none is), so untraced inserts keep their statement and leave it NULL.
+        if new_job.trace_context is not None:
+            row["trace_context"] = new_job.trace_context
+        return row
 
     def _computed_values(self) -> dict[str, ColumnElement[Any]]:
         """Columns of a new job computed in SQL: the database clock, and the wake-up."""
@@ -111,6 +116,9 @@ class Enqueue(Reading):
         """Bulk-load keyless jobs with the dialect's fastest path, timed by one clock read."""
         now = self.now(conn)
         columns = [*COPIED_COLUMNS]
+        traced = "trace_context" in rows[0]
+        if traced:
+            columns.append("trace_context")
         values = [
             (
                 row["id"],
@@ -124,6 +132,7 @@ class Enqueue(Reading):
                 row["rate_limit_key"],
                 now,
                 now,
+                *((row["trace_context"],) if traced else ()),
             )
             for row in rows
         ]
@@ -309,6 +318,7 @@ class Enqueue(Reading):
             revision=0,
             rate_limit_key=row["rate_limit_key"],
             status="available",
+            trace_context=row.get("trace_context"),
         )
 
     @staticmethod
