@@ -63,6 +63,10 @@ class UnsupportedDatabaseError(QueueKitError):
     """The database dialect or server version is not supported."""
 
 
+class MissingExtraError(QueueKitError, ImportError):
+    """An optional part of queuekit was used without the extra that installs its libraries."""
+
+
 class DatabaseError(QueueKitError):
     """The database failed in a way queuekit cannot attribute to the caller."""
 
