@@ -304,6 +304,30 @@ def test_replay_carries_the_replaying_calls_context(
     assert replayed.id != job.id
 
 
+def test_async_manager_sends_within_the_callers_span(
+    clean_manager: JobManager, telemetry: Telemetry
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from queuekit import AsyncJobManager
+    from tests.test_async import async_url
+
+    async def scenario() -> tuple[int, Any]:
+        engine = create_async_engine(async_url(clean_manager.engine))
+        try:
+            with telemetry.tracer.start_as_current_span("request") as request:
+                job = await AsyncJobManager(engine).add_job("mail", {})
+            return request.get_span_context().span_id, job
+        finally:
+            await engine.dispose()
+
+    request_id, job = asyncio.run(scenario())
+    [send] = telemetry.finished("send mail")
+    assert send.parent is not None and send.parent.span_id == request_id
+    assert job.trace_context is not None
+    assert f"{send.context.span_id:016x}" in job.trace_context["traceparent"]  # type: ignore[union-attr]
+
+
 def test_uninstrumented_jobs_store_no_context(clean_manager: JobManager) -> None:
     telemetry = start()
     QueueKitInstrumentor().uninstrument()
