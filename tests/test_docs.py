@@ -65,6 +65,7 @@ def test_there_is_documentation() -> None:
         "upgrading.md",
         "architecture.md",
         "dashboard.md",
+        "observability.md",
     } <= names
 
 
@@ -73,9 +74,12 @@ def test_there_is_documentation() -> None:
 FILES_WITH_PYTHON = {
     "alembic.md",
     "concepts.md",
+    "dashboard.md",
     "dialects.md",
     "getting-started.md",
+    "observability.md",
     "scaling.md",
+    "tasks.md",
     "transactions.md",
     "upgrading.md",
 }

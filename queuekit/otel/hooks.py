@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 #: Longest stored carrier: one whose ``tracestate`` or baggage makes it longer is cut to
 #: ``traceparent`` alone, so a host's large tracestate never bloats every job row.
 MAX_CARRIER = 1024
+#: Parsed stored contexts kept for reuse (the cache is emptied when full).
+CONTEXT_CACHE = 4096
+_MISSING = object()
 
 
 class OpenTelemetryHooks:
@@ -58,6 +61,7 @@ class OpenTelemetryHooks:
         self.instruments = instruments
         self.child = span_relationship == "child"
         self.settle_spans = settle_spans
+        self._contexts: dict[tuple[tuple[str, str], ...], otel_context.Context | None] = {}
 
     # -- enqueue ------------------------------------------------------------------------
 
@@ -86,6 +90,24 @@ class OpenTelemetryHooks:
     def process(self, job: Job) -> ProcessScope:
         """A ``process`` span around one attempt, current while its task runs."""
         return ProcessScope(self, job)
+
+    def stored_context(self, carrier: dict[str, str]) -> otel_context.Context | None:
+        """The context stored with a job, or None if it holds no valid span.
+
+        Jobs enqueued together share one carrier, so the parsed contexts of
+        recent carriers are kept (a few thousand at most).
+        """
+        key = tuple(sorted(carrier.items()))
+        cached = self._contexts.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        stored: otel_context.Context | None = propagate.extract(carrier)
+        if not trace.get_current_span(stored).get_span_context().is_valid:
+            stored = None
+        if len(self._contexts) >= CONTEXT_CACHE:
+            self._contexts.clear()
+        self._contexts[key] = stored
+        return stored
 
     @contextmanager
     def settle(self, outcomes: Sequence[Outcome]) -> Iterator[object]:
@@ -154,32 +176,32 @@ class ProcessScope:
 
     def __enter__(self) -> ProcessScope:
         job = self.job
+        hooks = self.hooks
         parent = None
         links = None
         if job.trace_context:
-            stored = propagate.extract(job.trace_context)
-            span_context = trace.get_current_span(stored).get_span_context()
-            if span_context.is_valid:
-                if self.hooks.child:
+            stored = hooks.stored_context(job.trace_context)
+            if stored is not None:
+                if hooks.child:
                     parent = stored
                 else:
-                    links = [Link(span_context)]
-        self.span = self.hooks.tracer.start_span(
+                    links = [Link(trace.get_current_span(stored).get_span_context())]
+        attributes: dict[str, AttributeValue] = {
+            names.MESSAGING_SYSTEM: names.SYSTEM,
+            names.OPERATION_NAME: "process",
+            names.OPERATION_TYPE: "process",
+            names.DESTINATION: job.task_identifier,
+            names.MESSAGE_ID: str(job.id),
+            names.ATTEMPT: job.attempts,
+        }
+        if job.queue_name is not None:
+            attributes[names.QUEUE_NAME] = job.queue_name
+        self.span = hooks.tracer.start_span(
             f"process {job.task_identifier}",
             context=parent,
             kind=SpanKind.CONSUMER,
             links=links,
-            attributes={
-                names.MESSAGING_SYSTEM: names.SYSTEM,
-                names.OPERATION_NAME: "process",
-                names.OPERATION_TYPE: "process",
-                names.DESTINATION: job.task_identifier,
-                names.MESSAGE_ID: str(job.id),
-                names.ATTEMPT: job.attempts,
-                names.MAX_ATTEMPTS: job.max_attempts,
-                names.QUEUE_NAME: job.queue_name or "",
-                names.WORKER_ID: job.locked_by or "",
-            },
+            attributes=attributes,
         )
         self.token = otel_context.attach(trace.set_span_in_context(self.span))
         return self

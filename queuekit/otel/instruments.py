@@ -107,18 +107,25 @@ class Instruments:
             self.queue_time.record(waited, self.task(job.task_identifier))
 
     def settled(self, finished: Sequence[FinishedJob]) -> None:
-        """Count recorded outcomes and their durations."""
+        """Count recorded outcomes (one ``add`` per task and outcome) and their durations."""
+        counts: dict[tuple[str, str], int] = {}
+        exhausted: dict[str, int] = {}
+        record = self.attempt_duration.record
         for done in finished:
             outcome = done.outcome
             task = outcome.job.task_identifier
-            attributes = self.task_outcome(task, outcome.kind)
-            if outcome.kind == "completed":
-                self.completed.add(1, self.task(task))
-            else:
-                self.failed.add(1, attributes)
+            key = (task, outcome.kind)
+            counts[key] = counts.get(key, 0) + 1
             if done.exhausted:
-                self.exhausted.add(1, self.task(task))
-            self.attempt_duration.record(outcome.execution_time_ms / 1000.0, attributes)
+                exhausted[task] = exhausted.get(task, 0) + 1
+            record(outcome.execution_time_ms / 1000.0, self.task_outcome(*key))
+        for (task, kind), n in counts.items():
+            if kind == "completed":
+                self.completed.add(n, self.task(task))
+            else:
+                self.failed.add(n, self.task_outcome(task, kind))
+        for task, n in exhausted.items():
+            self.exhausted.add(n, self.task(task))
 
 
 class BacklogCollector:
