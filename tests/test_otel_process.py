@@ -7,6 +7,7 @@ prometheus_client.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -92,6 +93,7 @@ def test_worker_serves_prometheus_metrics(manager: JobManager, empty_url: str) -
         waiting = 'queuekit_task_identifier="waiting"'
         assert sample(text, "queuekit_backlog_available", waiting) == 1.0
         assert re.search(r"^queuekit_backlog_oldest_waiting_age_seconds(\{[^}]*\})? ", text, re.M)
+        assert_dashboard_metrics_exist(text)
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=PATIENCE)[0]
     finally:
@@ -100,6 +102,24 @@ def test_worker_serves_prometheus_metrics(manager: JobManager, empty_url: str) -
             process.communicate()
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/metrics" in output
+
+
+def assert_dashboard_metrics_exist(scraped: str) -> None:
+    """Every metric the Grafana dashboard queries is one the worker serves."""
+    dashboard = json.loads((TESTS.parent / "docs" / "grafana-queuekit.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bqueuekit_[a-z_]+", target["expr"])
+        if name not in ("queuekit_task_identifier", "queuekit_outcome")
+    }
+    served = set(re.findall(r"^(queuekit_[a-z_]+)", scraped, re.M))
+    # Counters appear once something was counted; these never were in this run.
+    served |= {"queuekit_jobs_enqueued_total", "queuekit_jobs_failed_total"}
+    served |= {"queuekit_jobs_exhausted_total", "queuekit_jobs_cancelled_total"}
+    assert len(queried) >= 10
+    assert queried <= served, queried - served
 
 
 def test_a_plain_worker_imports_no_observability_library(tmp_path: Path) -> None:
