@@ -356,3 +356,29 @@ def test_large_trace_state_is_cut_to_traceparent() -> None:
     assert trimmed({"traceparent": parent}) == {"traceparent": parent}
     big = {"traceparent": parent, "tracestate": "k=" + "v" * MAX_CARRIER}
     assert trimmed(big) == {"traceparent": parent}
+
+
+def test_a_cron_firing_starts_a_trace_its_job_carries(
+    clean_manager: JobManager, telemetry: Telemetry
+) -> None:
+    from datetime import timedelta
+
+    from queuekit.cron import CronScheduler
+    from tests.test_cron import set_state
+
+    manager = clean_manager
+    scheduler = CronScheduler(manager, [("tick", "* * * * *", {}, {"task_identifier": "t"})])
+    scheduler.register()
+    now = manager.now()
+    set_state(
+        manager.engine,
+        "tick",
+        known_since=now - timedelta(days=1),
+        last_execution=now - timedelta(hours=1),
+    )
+    [fired] = scheduler.fire_due()
+    [send] = telemetry.finished("send t")
+    assert send.parent is None
+    stored = manager.get_job(fired.job_id)
+    assert stored is not None and stored.trace_context is not None
+    assert f"{send.context.span_id:016x}" in stored.trace_context["traceparent"]  # type: ignore[union-attr]
