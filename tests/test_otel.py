@@ -382,3 +382,11 @@ def test_a_cron_firing_starts_a_trace_its_job_carries(
     stored = manager.get_job(fired.job_id)
     assert stored is not None and stored.trace_context is not None
     assert f"{send.context.span_id:016x}" in stored.trace_context["traceparent"]  # type: ignore[union-attr]
+
+
+def test_auto_instrumentation_finds_the_instrumentor() -> None:
+    from importlib.metadata import entry_points
+
+    [entry] = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "queuekit"]
+    assert entry.load() is QueueKitInstrumentor
+    assert QueueKitInstrumentor().instrumentation_dependencies() == ()
