@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit lint bench screenshots clean
+.PHONY: venv demo test unit lint bench screenshots clean chaos chaos-ci
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,16 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q -x -p no:cacheprovider $(PYTEST_ARGS)
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) chaos-ci; \
+	else echo "chaos-ci skipped: the chaos suite needs root (network namespaces)"; fi
+
+# Many-machines chaos suite (root only): 4 hosts in network namespaces against a
+# private PostgreSQL, direct and through PgBouncer. See docs/scaling.md.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
+
+chaos-ci: $(STAMP)
+	$(PY) -m tests.chaos --ci --procs 2 $(CHAOS_ARGS)
 
 # The database-free tier: seconds, no server needed.
 unit: $(STAMP)

@@ -32,6 +32,7 @@ The schema check (unmigrated or out-of-date tables raise
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -41,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.util import greenlet_spawn
 
 from queuekit.durations import Duration
-from queuekit.errors import InvalidArgumentError
+from queuekit.errors import ASYNC_EXTRAS_HINT, InvalidArgumentError
 from queuekit.manager import DEFAULT_MAX_ATTEMPTS, JobManager
 from queuekit.repository import FinishedJob, Outcome
 from queuekit.types import (
@@ -70,6 +71,24 @@ def _check_async_session(session: object) -> None:
         )
 
 
+def require_greenlet() -> None:
+    """Refuse to build an async manager where SQLAlchemy's asyncio support cannot run.
+
+    SQLAlchemy 2.1 no longer installs ``greenlet`` by default and imports its
+    asyncio module without it, failing only at the first query; this says
+    what to install up front instead.
+    """
+    try:
+        found = importlib.util.find_spec("greenlet") is not None
+    except ValueError:  # a module object without a spec stands in for it
+        found = True
+    if not found:
+        raise ImportError(
+            "AsyncJobManager needs SQLAlchemy's asyncio support, which needs the greenlet "
+            f"package (not installed); {ASYNC_EXTRAS_HINT}"
+        )
+
+
 class AsyncJobManager:
     """The :class:`~queuekit.JobManager` API as coroutines, over an ``AsyncEngine``."""
 
@@ -81,12 +100,14 @@ class AsyncJobManager:
         validate_payloads: bool = True,
         schema: str | None = None,
         schema_cache_ttl: Duration = "5 seconds",
+        validate_formats: bool = True,
     ) -> None:
         if not isinstance(bind, AsyncEngine):
             raise InvalidArgumentError(
                 "AsyncJobManager needs a sqlalchemy AsyncEngine (create_async_engine), "
                 f"not {type(bind).__name__}"
             )
+        require_greenlet()
         self.engine = bind
         #: The synchronous manager whose methods every coroutine runs.
         self.sync_manager = JobManager(
@@ -96,6 +117,7 @@ class AsyncJobManager:
             schema=schema,
             schema_cache_ttl=schema_cache_ttl,
             check_schema=False,
+            validate_formats=validate_formats,
         )
         self._checked = False
 

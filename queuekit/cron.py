@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from sqlalchemy import Connection
 
 from queuekit.errors import InvalidArgumentError
@@ -50,6 +50,8 @@ CRON_OPTIONS = frozenset(
 )
 #: Longest a scheduler sleeps before looking again (other schedulers may have fired).
 MAX_SLEEP = 30.0
+#: Where :func:`check_schedule` looks for slots (a leap year, so February 29th counts).
+_NEVER_PROBE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def parse_timezone(name: object) -> tzinfo:
@@ -75,7 +77,18 @@ def check_schedule(schedule: object) -> str:
         )
     if not croniter.is_valid(schedule):
         raise InvalidArgumentError(f"invalid cron schedule {schedule!r}")
-    return " ".join(schedule.split())
+    normal = " ".join(schedule.split())
+    try:
+        # A date that never exists (February 31st) passes the syntax check and
+        # would fail at every pass of every scheduler; find a slot each way now.
+        next_slot(normal, _NEVER_PROBE)
+        latest_slot(normal, _NEVER_PROBE)
+    except CroniterError:
+        raise InvalidArgumentError(
+            f"cron schedule {schedule!r} never fires (no such day exists); "
+            "check its day-of-month and month fields"
+        ) from None
+    return normal
 
 
 def next_slot(schedule: str, after: datetime, zone: tzinfo = UTC) -> datetime:
@@ -131,8 +144,13 @@ class CronJob:
     def __post_init__(self) -> None:
         check_required_name(self.identifier, name="cron identifier")
         object.__setattr__(self, "schedule", check_schedule(self.schedule))
+        if self.options is not None and not isinstance(self.options, Mapping):
+            raise InvalidArgumentError(
+                f"cron options for {self.identifier!r} must be a mapping (dict), "
+                f"not {type(self.options).__name__}"
+            )
         options = dict(self.options or {})
-        unknown = sorted(set(options) - CRON_OPTIONS)
+        unknown = sorted(set(options) - CRON_OPTIONS, key=repr)
         if unknown:
             raise InvalidArgumentError(
                 f"unknown cron option {unknown[0]!r} for {self.identifier!r}; "

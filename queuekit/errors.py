@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
+#: What to install when SQLAlchemy's asyncio support (greenlet) is missing.
+ASYNC_EXTRAS_HINT = (
+    "install queuekit[postgresql-async], queuekit[sqlite-async] or queuekit[mysql-async]"
+)
 
 
 class QueueKitError(Exception):
@@ -75,12 +78,26 @@ class TransientDatabaseError(DatabaseError):
     """A deadlock, serialization failure or lost connection: retrying may succeed."""
 
 
-_TRANSIENT_MARKERS = (
+class CommitUnknownError(DatabaseError):
+    """The connection was lost while COMMIT was in flight: the work may or may not be saved.
+
+    Raised only for queuekit's own transactions (``session=None``), and only
+    where queuekit cannot find out by itself which way it went (an enqueue
+    and a claim check, and then return or retry safely). Look at the data
+    before repeating the call: repeating it blindly may do the work twice.
+    """
+
+
+#: Errors the server reports when it rolled the transaction back (retrying is safe).
+_ROLLED_BACK_MARKERS = (
     "deadlock",
     "could not serialize",
     "serialization failure",
     "lock wait timeout",
     "database is locked",
+)
+#: Errors of a lost connection: the server may or may not have done what was sent.
+_CONNECTION_MARKERS = (
     "server closed the connection",
     "connection refused",
     "lost connection",
@@ -91,17 +108,29 @@ _TRANSIENT_MARKERS = (
 )
 
 
-def is_transient(error: BaseException) -> bool:
-    """Tell whether a driver error is worth retrying in a new transaction."""
+def is_connection_lost(error: BaseException) -> bool:
+    """Whether a driver error means the connection to the server was lost."""
+    # Imported here so that importing the errors (as the command line does to
+    # answer --help) does not import SQLAlchemy.
+    from sqlalchemy import exc as sa_exc
+
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     text = str(error).lower()
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
+    return any(marker in text for marker in _CONNECTION_MARKERS)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a driver error is worth retrying in a new transaction."""
+    text = str(error).lower()
+    return is_connection_lost(error) or any(marker in text for marker in _ROLLED_BACK_MARKERS)
 
 
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
     """Turn SQLAlchemy/driver errors into queuekit errors; the one translation boundary."""
+    from sqlalchemy import exc as sa_exc
+
     try:
         yield
     except QueueKitError:

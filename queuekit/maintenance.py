@@ -213,12 +213,25 @@ def heartbeat_interval(lock_timeout: timedelta) -> float:
     return min(30.0, max(0.05, lock_timeout.total_seconds() / 5))
 
 
+#: Share of the lock timeout after which a worker that could not refresh its
+#: locks gives its running attempts up (self-fencing), so that they stop before
+#: the locks expire and another worker may claim the jobs.
+FENCE_FRACTION = 0.75
+
+
+def fence_after(lock_timeout: timedelta) -> float:
+    """Seconds without a confirmed lock refresh after which a worker fences itself."""
+    return lock_timeout.total_seconds() * FENCE_FRACTION
+
+
 __all__ = [
     "DEFAULT_GC_SCHEDULE",
     "DEFAULT_LOCK_TIMEOUT",
+    "FENCE_FRACTION",
     "GC_IDENTIFIER",
     "GcReport",
     "Maintenance",
     "MaintenanceReport",
+    "fence_after",
     "heartbeat_interval",
 ]

@@ -29,13 +29,18 @@ from queuekit.errors import (
     UnknownRateLimitError,
     translate_db_errors,
 )
+from queuekit.learning import Learned, Lessons
+from queuekit.limits import check_text, document_problem
+from queuekit.models import job_history, jobs
 from queuekit.repository import FinishedJob, Outcome, Repository
 from queuekit.session import (
+    Confirm,
     SessionLike,
     Transactions,
     caller_connection,
     check_session,
     on_transaction_end,
+    result_stands,
 )
 from queuekit.types import (
     HISTORY_STATUSES,
@@ -62,7 +67,6 @@ from queuekit.validation import (
     check_required_name,
     check_worker_id,
     compile_schema,
-    contains_nul,
     schema_errors,
 )
 
@@ -89,6 +93,7 @@ class JobManager(Control):
         schema: str | None = None,
         schema_cache_ttl: Duration = "5 seconds",
         check_schema: bool = True,
+        validate_formats: bool = True,
     ) -> None:
         if not isinstance(bind, Engine):
             raise InvalidArgumentError(
@@ -99,13 +104,20 @@ class JobManager(Control):
         self.engine = bind
         self.retry = retry if retry is not None else RetryPolicy()
         self.validate_payloads = validate_payloads
+        #: Whether payload schemas' ``format`` keywords are enforced (``email``, ``date``...).
+        self.validate_formats = validate_formats
         self.schema = schema
         self.dialect = support_for(bind.dialect)
         self.dialect.prepare_engine(bind)
         self.repository = Repository(self.dialect, schema=schema)
-        self.transactions = Transactions(bind, self.dialect.begin_transaction)
-        self.schemas = SchemaCache(parse_duration(schema_cache_ttl).total_seconds())
+        self.transactions = Transactions(
+            bind, self.dialect.begin_transaction, self.dialect.check_own_transaction
+        )
+        self.schemas = SchemaCache(
+            parse_duration(schema_cache_ttl).total_seconds(), formats=validate_formats
+        )
         self._known_rate_limits: set[str] = set()
+        self.lessons = Lessons(self._committed)
         self._lock = threading.Lock()
         if check_schema:
             self.check_database()
@@ -128,8 +140,18 @@ class JobManager(Control):
             check_server_version(conn)
             migrations.check(conn, schema=self.schema)
 
-    def _run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        return self.transactions.run(session, work)
+    def _run(
+        self,
+        session: SessionLike,
+        work: Callable[[Connection], T],
+        *,
+        confirm: Confirm[T] | None = None,
+    ) -> T:
+        return self.transactions.run(session, work, confirm=confirm)
+
+    def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
+        """Run work that writes nothing (a lost COMMIT cannot matter to it)."""
+        return self.transactions.run(session, work, confirm=result_stands)
 
     # -- enqueue ----------------------------------------------------------------
 
@@ -139,7 +161,11 @@ class JobManager(Control):
         """Store, replace or (with None) remove the JSON Schema of a task's payloads."""
         identifier = check_required_name(task_identifier, name="task_identifier")
         check_session(session)
-        validator = None if schema is None else compile_schema(identifier, schema)
+        validator = (
+            None
+            if schema is None
+            else compile_schema(identifier, schema, formats=self.validate_formats)
+        )
         repository = self.repository
 
         def work(conn: Connection) -> tuple[TaskIdentifier, int]:
@@ -164,7 +190,7 @@ class JobManager(Control):
     ) -> TaskIdentifier | None:
         """One task identifier with its schema, or None."""
         identifier = check_required_name(task_identifier, name="task_identifier")
-        return self._run(session, lambda conn: self.repository.get_task(conn, identifier))
+        return self._read(session, lambda conn: self.repository.get_task(conn, identifier))
 
     def add_job(
         self,
@@ -209,13 +235,21 @@ class JobManager(Control):
         check_session(session)
         if not new_jobs:
             return []
-        return self._enqueue(session, "add_jobs", lambda conn: new_jobs)
+        ids = [new_job.id for new_job in new_jobs]
+        return self._enqueue(
+            session,
+            "add_jobs",
+            lambda conn: new_jobs,
+            confirm=lambda conn, _: self.repository.any_job_saved(conn, ids),
+        )
 
     def _enqueue(
         self,
         session: SessionLike,
         operation: str,
         build: Callable[[Connection], Sequence[NewJob]],
+        *,
+        confirm: Confirm[list[Job]] | None = None,
     ) -> list[Job]:
         """Check and insert the jobs ``build`` makes; traced when hooks are installed."""
 
@@ -230,9 +264,9 @@ class JobManager(Control):
 
         hooks = instrumentation.hooks
         if hooks is None:
-            return self._run(session, work)
+            return self._run(session, work, confirm=confirm)
         with hooks.send(operation) as scope:
-            added = self._run(session, lambda conn: work(conn, scope.carrier))
+            added = self._run(session, lambda conn: work(conn, scope.carrier), confirm=confirm)
             scope.sent(added)
         return added
 
@@ -242,6 +276,8 @@ class JobManager(Control):
             validators = self.schemas.validators_for(
                 {j.task_identifier for j in new_jobs},
                 lambda ids: self.repository.fetch_schemas(conn, ids),
+                lambda: self.lessons.learning(conn).schemas,
+                self.lessons.so_far(conn),
             )
             for new_job in new_jobs:
                 validator = validators.get(new_job.task_identifier)
@@ -252,16 +288,25 @@ class JobManager(Control):
                     raise PayloadValidationError(new_job.task_identifier, errors, new_job.payload)
         keys = {j.rate_limit_key for j in new_jobs if j.rate_limit_key is not None}
         unknown = keys - self._known_rate_limits
+        learned = self.lessons.so_far(conn) if unknown else None
+        if learned is not None:
+            unknown -= learned.rate_limit_keys
         if unknown:
             found = self.repository.known_rate_limit_keys(conn, sorted(unknown))
-            with self._lock:
-                self._known_rate_limits |= found
+            if found:
+                self.lessons.learning(conn).rate_limit_keys.update(found)
             missing = sorted(unknown - found)
             if missing:
                 raise UnknownRateLimitError(
                     f"unknown rate_limit_key {missing[0]!r}: register it first with "
                     "register_rate_limit(key, capacity, interval)"
                 )
+
+    def _committed(self, learned: Learned) -> None:
+        """Keep what a committed transaction taught."""
+        with self._lock:
+            self._known_rate_limits |= learned.rate_limit_keys
+        self.schemas.keep(learned.schemas)
 
     # -- worker surface -----------------------------------------------------------
 
@@ -294,6 +339,7 @@ class JobManager(Control):
                 batch_size=size,
                 retention_ms=retention_ms,
             ),
+            confirm=self.repository.claim_saved,
         )
         hooks = instrumentation.hooks
         if hooks is not None and claimed:
@@ -312,11 +358,12 @@ class JobManager(Control):
         def work(conn: Connection) -> list[FinishedJob]:
             return self.repository.finish_jobs(conn, worker, outcomes, self.retry)
 
+        confirm = self.repository.outcomes_saved
         hooks = instrumentation.hooks
         if hooks is None:
-            return self._run(session, work)
+            return self._run(session, work, confirm=confirm)
         with hooks.settle(outcomes):
-            finished = self._run(session, work)
+            finished = self._run(session, work, confirm=confirm)
         hooks.settled(finished)
         return finished
 
@@ -498,6 +545,7 @@ class JobManager(Control):
         ids = check_job_ids(job_ids)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidArgumentError("reason must be a non-empty string")
+        check_text(reason, name="reason", column=jobs.c.last_error)
         check_session(session)
         failed = self._run(
             session, lambda conn: self.repository.permanently_fail_jobs(conn, ids, reason)
@@ -585,14 +633,14 @@ class JobManager(Control):
     def get_rate_limit(self, key: str, *, session: SessionLike = None) -> RateLimit | None:
         """One bucket, or None."""
         name = check_required_name(key, name="key")
-        return self._run(session, lambda conn: self.repository.get_rate_limit(conn, name))
+        return self._read(session, lambda conn: self.repository.get_rate_limit(conn, name))
 
     # -- reading --------------------------------------------------------------------------
 
     def get_job(self, job_id: uuid.UUID, *, session: SessionLike = None) -> Job | None:
         """One job, or None (completed jobs are gone: see ``job_history``)."""
         ids = check_job_ids([job_id])
-        return self._run(session, lambda conn: self.repository.get_job(conn, ids[0]))
+        return self._read(session, lambda conn: self.repository.get_job(conn, ids[0]))
 
     def list_jobs(
         self,
@@ -609,7 +657,7 @@ class JobManager(Control):
         task = check_name(task_identifier, name="task_identifier", optional=True)
         queue = check_name(queue_name, name="queue_name", optional=True)
         size = check_int(limit, name="limit", minimum=0)
-        return self._run(
+        return self._read(
             session,
             lambda conn: self.repository.list_jobs(
                 conn, status=status, task_identifier=task, queue_name=queue, limit=size
@@ -619,7 +667,7 @@ class JobManager(Control):
     def job_history(self, job_id: uuid.UUID, *, session: SessionLike = None) -> list[HistoryRecord]:
         """Every attempt of a job, newest first."""
         ids = check_job_ids([job_id])
-        return self._run(session, lambda conn: self.repository.job_history(conn, ids[0]))
+        return self._read(session, lambda conn: self.repository.job_history(conn, ids[0]))
 
     def query_history(
         self,
@@ -640,7 +688,7 @@ class JobManager(Control):
             raise InvalidArgumentError(f"status must be one of {', '.join(HISTORY_STATUSES)}")
         task = check_name(task_identifier, name="task_identifier", optional=True)
         size = check_int(limit, name="limit", minimum=0)
-        return self._run(
+        return self._read(
             session,
             lambda conn: self.repository.query_history(
                 conn, from_time=start, to_time=end, task_identifier=task, status=status, limit=size
@@ -649,15 +697,15 @@ class JobManager(Control):
 
     def list_queues(self, *, session: SessionLike = None) -> list[JobQueue]:
         """Every named queue with its lock and job count."""
-        return self._run(session, self.repository.list_queues)
+        return self._read(session, self.repository.list_queues)
 
     def stats(self, *, session: SessionLike = None) -> QueueStats:
         """Counts by status, task and queue, and the oldest available job's age."""
-        return self._run(session, self.repository.stats)
+        return self._read(session, self.repository.stats)
 
     def now(self, *, session: SessionLike = None) -> datetime:
         """The database clock, which every queue decision uses."""
-        return self._run(session, self.repository.now)
+        return self._read(session, self.repository.now)
 
 
 def _check_jobs(jobs: object) -> list[Job]:
@@ -678,17 +726,21 @@ def _check_partial(partial: object) -> None:
             raise InvalidArgumentError(f"PartialSuccess.{name} must be a list of strings")
         if not all(isinstance(step, str) for step in steps):
             raise InvalidArgumentError(f"PartialSuccess.{name} must be a list of strings")
-    if partial.retry_from_step is not None and not isinstance(partial.retry_from_step, str):
-        raise InvalidArgumentError("PartialSuccess.retry_from_step must be a string or None")
-    steps = [partial.completed_steps, partial.failed_steps, partial.retry_from_step]
-    if contains_nul([*steps, partial.results]):
-        raise InvalidArgumentError("PartialSuccess must not contain NUL characters")
-    try:
-        import json
+        _check_document(list(steps), f"PartialSuccess.{name}")
+    if partial.retry_from_step is not None:
+        check_text(
+            partial.retry_from_step,
+            name="PartialSuccess.retry_from_step",
+            column=job_history.c.retry_from_step,
+        )
+    _check_document(partial.results, "PartialSuccess.results")
 
-        json.dumps(partial.results, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("PartialSuccess.results must be JSON-serialisable") from None
+
+def _check_document(value: object, name: str) -> None:
+    problem = document_problem(value)
+    if problem is not None:
+        path, message = problem
+        raise InvalidArgumentError(f"{name} cannot be stored: {path} {message}")
 
 
 __all__ = ["JobManager"]

@@ -4,9 +4,9 @@ queuekit records its revision in its own version table,
 ``queuekit_alembic_version``, so its history never mixes with the host
 application's. ``bind`` is an :class:`~sqlalchemy.Engine` (the work runs in a
 transaction of its own, committed at the end) or a
-:class:`~sqlalchemy.Connection` (the work joins the connection's transaction,
-which is left for the caller to commit; one is begun and committed here only
-when none is active).
+:class:`~sqlalchemy.Connection` (the work runs in the connection's
+transaction, begun here if the caller has not begun it yet, and never
+committed or rolled back here: the caller decides).
 
 A host application's ``env.py`` passes :func:`include_name` and
 :func:`include_object` to ``context.configure()`` so that its autogenerate
@@ -16,31 +16,40 @@ never proposes to drop queuekit's tables.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.schema import CreateSchema
 
 from queuekit.compat import check_server_version
-from queuekit.errors import SchemaNotMigratedError, translate_db_errors
+from queuekit.dialects.base import OWN_TRANSACTION
+from queuekit.errors import InvalidArgumentError, SchemaNotMigratedError, translate_db_errors
+from queuekit.lineage import check_active_revision, check_new_revisions
 from queuekit.models import metadata
+
+# Alembic is imported only to migrate: checking the schema, which every
+# JobManager and command does at start, reads the version table and the
+# revision files directly (importing Alembic would double a command's start-up).
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 __all__ = [
     "TABLE_PREFIX",
     "VERSION_TABLE",
     "check",
+    "check_new_revisions",
     "current",
     "downgrade",
     "head",
     "include_name",
     "include_object",
+    "merged_revision",
     "script_location",
     "upgrade",
     "versions_location",
@@ -78,6 +87,8 @@ def versions_location() -> str:
 
 
 def _config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", script_location())
     config.attributes["connection"] = connection
@@ -85,14 +96,27 @@ def _config(connection: Connection | None = None, schema: str | None = None) -> 
     return config
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(.+?)\s*$", re.MULTILINE)
+
+
 @functools.cache
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
+def _revision_parents() -> dict[str, str | None]:
+    """Each revision queuekit ships, with the one it follows (read from the files)."""
+    parents: dict[str, str | None] = {}
+    for path in sorted(Path(versions_location()).glob("*.py")):
+        found: dict[str, str] = {
+            match[1]: match[2] for match in _REVISION_LINE.finditer(path.read_text())
+        }
+        if "revision" in found:
+            down = found.get("down_revision", "None").strip("\"'")
+            parents[found["revision"].strip("\"'")] = None if down == "None" else down
+    return parents
 
 
 def head() -> str:
     """The revision id of the newest migration shipped with this version of queuekit."""
-    (revision,) = _scripts().get_heads()
+    parents = _revision_parents()
+    (revision,) = set(parents) - set(parents.values())
     return revision
 
 
@@ -114,11 +138,22 @@ def _sqlite_transactional_ddl(connection: Connection) -> None:
 
 @contextmanager
 def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
-    """A connection inside a transaction; committed here only if begun here."""
+    """A connection inside a transaction: our own on an engine, else the caller's.
+
+    On an engine the transaction is queuekit's own, committed on success. On
+    a connection it is the caller's (begun here if need be, as SQLAlchemy 2
+    would on the first statement) and left open for the caller to commit or
+    roll back.
+    """
     with translate_db_errors(), ExitStack() as stack:
-        connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
-        if not connection.in_transaction():
+        if isinstance(bind, Engine):
+            connection = stack.enter_context(bind.connect())
+            connection.execution_options(**{OWN_TRANSACTION: True})
             stack.enter_context(connection.begin())
+        else:
+            connection = bind
+            if not connection.in_transaction():
+                connection.begin()
         _sqlite_transactional_ddl(connection)
         yield connection
 
@@ -132,11 +167,53 @@ def upgrade(
     Raises :class:`~queuekit.errors.UnsupportedDatabaseError` on a server
     queuekit does not support.
     """
-    with _transaction(bind) as connection:
+    _refuse_unknown_revision(revision)
+    from alembic import command
+
+    with _transaction(bind) as connection, _revision_errors():
         check_server_version(connection)
         _create_schema(connection, schema)
         _refuse_unrecorded_tables(connection, schema)
         command.upgrade(_config(connection, schema), revision)
+
+
+def _scripts() -> ScriptDirectory:
+    """queuekit's revisions as Alembic reads them."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config())
+
+
+def _refuse_unknown_revision(revision: object) -> None:
+    """Refuse a revision no migration of this version has, before touching the database.
+
+    Relative steps (``-1``, ``+2``) resolve against the database's revision,
+    so only :func:`_revision_errors` can catch those.
+    """
+    if not isinstance(revision, str) or not revision.strip():
+        raise InvalidArgumentError("revision must be a revision id, 'head' or 'base'")
+    if re.search(r"[+-]\d+$", revision):
+        return
+    from alembic.util import CommandError
+
+    try:
+        _scripts().get_revisions(revision)
+    except CommandError:
+        known = ", ".join(script.revision for script in _scripts().walk_revisions())
+        raise InvalidArgumentError(
+            f"unknown revision {revision!r}: use head, base or one of {known}"
+        ) from None
+
+
+@contextmanager
+def _revision_errors() -> Iterator[None]:
+    """Alembic's complaints about a revision argument, as the caller's mistake."""
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError as error:
+        raise InvalidArgumentError(f"cannot migrate: {error}") from None
 
 
 def _create_schema(connection: Connection, schema: str | None) -> None:
@@ -168,7 +245,10 @@ def _refuse_unrecorded_tables(connection: Connection, schema: str | None) -> Non
 
 def downgrade(bind: Engine | Connection, revision: str, *, schema: str | None = None) -> None:
     """Migrate queuekit's tables down to ``revision``; ``"base"`` drops them all."""
-    with _transaction(bind) as connection:
+    _refuse_unknown_revision(revision)
+    from alembic import command
+
+    with _transaction(bind) as connection, _revision_errors():
         check_server_version(connection)
         command.downgrade(_config(connection, schema), revision)
 
@@ -177,10 +257,21 @@ def current(bind: Engine | Connection, *, schema: str | None = None) -> str | No
     """The revision the database is at, or None when queuekit's tables were never created."""
     with translate_db_errors(), ExitStack() as stack:
         connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
-        context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
-        )
-        return context.get_current_revision()
+        versions = _recorded_versions(connection, VERSION_TABLE, schema)
+        if len(versions) > 1:
+            raise SchemaNotMigratedError(
+                f"{VERSION_TABLE} records several revisions ({', '.join(versions)}); "
+                "queuekit's history has one head: keep the newest row only"
+            )
+        return versions[0] if versions else None
+
+
+def _recorded_versions(connection: Connection, name: str, schema: str | None) -> list[str]:
+    """The revisions an Alembic version table records (none when it does not exist)."""
+    if not inspect(connection).has_table(name, schema=schema):
+        return []
+    version_table = sa.table(name, sa.column("version_num"), schema=schema)
+    return sorted(connection.execute(sa.select(version_table.c.version_num)).scalars())
 
 
 def check(bind: Engine | Connection, *, schema: str | None = None) -> None:
@@ -210,8 +301,34 @@ def check(bind: Engine | Connection, *, schema: str | None = None) -> None:
             )
 
 
+def merged_revision(bind: Engine | Connection, *, schema: str | None = None) -> str | None:
+    """The revision of queuekit's tables kept in a host's history (merged lineage), else None.
+
+    That is queuekit's revision recorded in the host's ``alembic_version``,
+    or, once Alembic dropped that row (a host revision depends on it), the
+    head when every table and column matches it. None when queuekit keeps its
+    own version table, when nothing is migrated, or when the merged schema is
+    out of date in a way no recorded revision names.
+    """
+    with translate_db_errors(), ExitStack() as stack:
+        connection = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
+        if current(connection, schema=schema) is not None:
+            return None
+        host_versions = _recorded_versions(connection, HOST_VERSION_TABLE, schema)
+        if not host_versions or not _existing_tables(connection, schema):
+            return None
+        for revision in host_versions:
+            if revision.startswith(TABLE_PREFIX) or revision in _known_revisions():
+                return revision
+        try:
+            _check_merged_lineage(connection, schema)
+        except SchemaNotMigratedError:
+            return None
+        return head()
+
+
 def _known_revisions() -> set[str]:
-    return {script.revision for script in _scripts().walk_revisions()}
+    return set(_revision_parents())
 
 
 def _check_revision(revision: str, hint: str) -> None:
@@ -243,9 +360,7 @@ def _check_merged_lineage(connection: Connection, schema: str | None) -> None:
     column must exist.
     """
     hint = "run `alembic upgrade heads` (your Alembic history includes queuekit's revisions)"
-    host_versions = MigrationContext.configure(
-        connection, opts={"version_table": HOST_VERSION_TABLE, "version_table_schema": schema}
-    ).get_current_heads()
+    host_versions = _recorded_versions(connection, HOST_VERSION_TABLE, schema)
     existing = _existing_tables(connection, schema)
     if not existing:
         raise SchemaNotMigratedError(f"queuekit's tables do not exist; {UPGRADE_HINT}")
@@ -289,14 +404,24 @@ def _table_of_object(object: Any, name: str | None, type_: str) -> str | None:
 
 
 def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
-    """For a host's ``context.configure(include_name=...)``: leave queuekit's tables alone."""
+    """For a host's ``context.configure(include_name=...)``: leave queuekit's tables alone.
+
+    Under ``alembic revision --autogenerate`` it also refuses a new revision
+    aimed at queuekit's branch (see :mod:`queuekit.lineage`).
+    """
+    check_active_revision()
     return not is_queuekit_table(_table_of_name(name, type_, parent_names))
 
 
 def include_object(
     object: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """For a host's ``context.configure(include_object=...)``: leave queuekit's tables alone."""
+    """For a host's ``context.configure(include_object=...)``: leave queuekit's tables alone.
+
+    Under ``alembic revision --autogenerate`` it also refuses a new revision
+    aimed at queuekit's branch (see :mod:`queuekit.lineage`).
+    """
+    check_active_revision()
     return not is_queuekit_table(_table_of_object(object, name, type_))
 
 

@@ -42,6 +42,9 @@ NAMING_CONVENTION = {
 }
 
 NAME_LENGTH = 255
+#: Most characters queuekit writes into a TEXT column: MySQL/MariaDB's TEXT holds
+#: 65,535 bytes, so four bytes per character must still fit.
+TEXT_LENGTH = 16_000
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -13,7 +13,14 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from queuekit.errors import InvalidArgumentError, is_transient, translate_db_errors
+from queuekit.dialects.base import OWN_TRANSACTION
+from queuekit.errors import (
+    CommitUnknownError,
+    InvalidArgumentError,
+    is_connection_lost,
+    is_transient,
+    translate_db_errors,
+)
 
 T = TypeVar("T")
 SessionLike = Session | Connection | None
@@ -57,33 +64,143 @@ def on_transaction_end(session: Session | Connection, callback: Callable[[], Non
         event.listen(session, "rollback", once, once=True)
 
 
-class Transactions:
-    """Opens queuekit's own transactions on an engine and runs work in them."""
+def after_transaction(
+    conn: Connection,
+    *,
+    committed: Callable[[], None] | None = None,
+    rolled_back: Callable[[], None] | None = None,
+) -> None:
+    """Call ``committed`` when ``conn``'s transaction commits, else ``rolled_back``.
 
-    def __init__(self, engine: Engine, on_begin: Callable[[Connection], None]) -> None:
+    How in-process caches learn only from committed data: a fact read or
+    written in a transaction is remembered when it commits, and dropped when
+    it, or any savepoint within it, rolls back (dropping is always safe; the
+    fact is read again). Only the first of these events counts.
+    """
+    done = False
+
+    def on_commit(*_: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if committed is not None:
+                committed()
+
+    def on_rollback(*_: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if rolled_back is not None:
+                rolled_back()
+
+    event.listen(conn, "commit", on_commit, once=True)
+    event.listen(conn, "rollback", on_rollback, once=True)
+    event.listen(conn, "rollback_savepoint", on_rollback, once=True)
+
+
+#: Tells, in a new transaction, whether the transaction that produced a result committed.
+Confirm = Callable[[Connection, T], bool]
+
+
+def result_stands(_conn: Connection, _result: object) -> bool:
+    """The ``confirm`` of work that writes nothing: its result holds whether or not it committed."""
+    return True
+
+
+class _NotCommitted(Exception):
+    """Internal: a transaction whose COMMIT was lost turned out not to have committed."""
+
+    def __init__(self, error: sa_exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Transactions:
+    """Opens queuekit's own transactions on an engine and runs work in them.
+
+    A failed own transaction is retried only when it is known not to have
+    committed: the error came before COMMIT was sent, or the server answered
+    COMMIT with a deadlock or serialization failure. When the connection is
+    lost while COMMIT is in flight the outcome is unknown; the work's
+    ``confirm`` then looks at the data to tell (and the result is returned,
+    or the work retried), and without one :class:`CommitUnknownError` is
+    raised, never a blind retry that could do the work twice.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_begin: Callable[[Connection], None],
+        check: Callable[[Engine], None] = lambda _: None,
+    ) -> None:
         self.engine = engine
         self.on_begin = on_begin
+        self.check = check
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in a new transaction, committed on success."""
-        with self.engine.connect() as conn, conn.begin():
-            self.on_begin(conn)
-            yield conn
+        with self.engine.connect() as conn:
+            conn.execution_options(**{OWN_TRANSACTION: True})
+            with conn.begin():
+                self.on_begin(conn)
+                yield conn
 
-    def run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in the caller's transaction, or in our own (retried on deadlock)."""
+    def run(
+        self,
+        session: SessionLike,
+        work: Callable[[Connection], T],
+        *,
+        confirm: Confirm[T] | None = None,
+    ) -> T:
+        """Run ``work`` in the caller's transaction, or in our own (retried when safe)."""
         check_session(session)
         with translate_db_errors():
             if session is not None:
                 return work(caller_connection(session))
+            self.check(self.engine)
             for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
                 try:
-                    with self.begin() as conn:
-                        return work(conn)
+                    return self._once(work, confirm)
+                except _NotCommitted as lost:
+                    failed = lost.error  # the data shows the lost COMMIT did not land
                 except sa_exc.DBAPIError as error:
-                    if attempt == TRANSIENT_ATTEMPTS or not is_transient(error):
+                    if not is_transient(error):
                         raise
-                    log.debug("retrying after a transient database error: %s", error.orig)
-                    time.sleep(random.uniform(0.005, 0.05) * attempt)
+                    failed = error
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise failed
+                log.debug("retrying after a transient database error: %s", failed.orig)
+                time.sleep(random.uniform(0.005, 0.05) * attempt)
             raise AssertionError("unreachable")
+
+    def _once(self, work: Callable[[Connection], T], confirm: Confirm[T] | None) -> T:
+        """One own transaction; an unknown COMMIT outcome is settled or raised."""
+        committing = False
+        try:
+            with self.begin() as conn:
+                result = work(conn)
+                committing = True  # leaving the block sends COMMIT
+        except sa_exc.DBAPIError as failed:
+            if not committing or not is_connection_lost(failed):
+                raise  # before COMMIT, or the server answered it with an error: rolled back
+            lost = failed
+        else:
+            return result
+        if confirm is None:
+            raise CommitUnknownError(
+                f"the connection was lost during COMMIT ({lost.orig}); the work may or may not "
+                "have been saved: check the data before repeating the call"
+            ) from lost
+        try:
+            with self.begin() as conn:
+                committed = confirm(conn, result)
+        except sa_exc.DBAPIError as failed:
+            raise CommitUnknownError(
+                f"the connection was lost during COMMIT ({lost.orig}), and checking whether it "
+                f"was saved failed too ({failed.orig}): check the data before repeating the call"
+            ) from failed
+        if not committed:
+            raise _NotCommitted(lost)
+        log.warning("the connection was lost during COMMIT; the data shows it was saved")
+        return result

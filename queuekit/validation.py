@@ -9,14 +9,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
-from jsonschema import exceptions as jsonschema_exceptions
-from jsonschema import validators
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from queuekit.durations import check_optional_time
 from queuekit.errors import (
@@ -26,8 +20,17 @@ from queuekit.errors import (
     JobKeyError,
     PayloadValidationError,
 )
+from queuekit.ids import uuid7
+from queuekit.learning import Learned
+from queuekit.limits import document_problem, size_problem, structure_problem, text_problem
 from queuekit.models import NAME_LENGTH
 from queuekit.types import JOB_KEY_MODES, JobSpec
+
+# jsonschema is imported when a schema is first compiled or applied: enqueueing
+# jobs of tasks without a schema (and the command line's start-up) never needs it.
+if TYPE_CHECKING:
+    import referencing
+    from jsonschema.protocols import Validator
 
 
 def check_name(value: object, *, name: str, optional: bool = False) -> str | None:
@@ -40,8 +43,9 @@ def check_name(value: object, *, name: str, optional: bool = False) -> str | Non
         raise InvalidArgumentError(f"{name} must not be empty")
     if len(value) > NAME_LENGTH:
         raise InvalidArgumentError(f"{name} must be at most {NAME_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidArgumentError(f"{name} must not contain NUL characters")
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidArgumentError(f"{name} {problem}")
     return value
 
 
@@ -58,6 +62,12 @@ def check_worker_id(worker_id: object) -> str:
         raise InvalidWorkerIdError(
             f"Invalid worker ID {worker_id!r}: use a non-empty string of at most "
             f"{NAME_LENGTH} characters"
+        )
+    problem = text_problem(worker_id)
+    if problem is not None:
+        raise InvalidWorkerIdError(
+            f"Invalid worker ID {worker_id!r}: it {problem}; use a non-empty string of at "
+            f"most {NAME_LENGTH} characters"
         )
     return worker_id
 
@@ -105,23 +115,11 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
-def contains_nul(value: object) -> bool:
-    """Whether a JSON value holds a NUL character in any string or key.
+def payload_json(task_identifier: str, payload: object) -> tuple[dict[str, Any], int]:
+    """The payload as a JSON object and its size in bytes of JSON.
 
-    PostgreSQL cannot store NUL in text or JSON, so queuekit refuses it on
-    every dialect alike instead of failing there with a driver error.
+    Refuses what JSON or a database cannot carry.
     """
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(contains_nul(item) for item in value)
-    return False
-
-
-def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
-    """Return the payload as a JSON object, refusing what JSON cannot carry."""
     if payload is None:
         payload = {}
     if not isinstance(payload, Mapping):
@@ -135,26 +133,31 @@ def payload_json(task_identifier: str, payload: object) -> dict[str, Any]:
             ],
             payload,
         )
-    try:
-        text = json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise PayloadValidationError(
-            task_identifier, [{"path": "$", "message": f"not JSON-serialisable: {error}"}], payload
-        ) from None
+    problem = structure_problem(payload)
+    if problem is None:
+        try:
+            text = json.dumps(payload, allow_nan=False)
+        except ValueError as error:  # e.g. an int with more digits than Python converts
+            problem = "$", f"not JSON-serialisable: {error}"
+        else:
+            problem = size_problem(text)
+    if problem is not None:
+        path, message = problem
+        raise PayloadValidationError(task_identifier, [{"path": path, "message": message}], payload)
     decoded: dict[str, Any] = json.loads(text)
-    if contains_nul(decoded):
-        raise PayloadValidationError(
-            task_identifier,
-            [{"path": "$", "message": "contains a NUL character, which cannot be stored"}],
-            payload,
-        )
-    return decoded
+    return decoded, len(text)
 
 
 @dataclass(frozen=True)
 class NewJob:
-    """A job request whose arguments were checked; ``payload`` is plain JSON."""
+    """A job request whose arguments were checked; ``payload`` is plain JSON.
 
+    ``id`` is made here, once per request, so that retrying an enqueue whose
+    COMMIT was lost inserts the same ids, and the data can tell whether the
+    first try was saved.
+    """
+
+    id: uuid.UUID
     task_identifier: str
     payload: dict[str, Any]
     queue_name: str | None
@@ -165,6 +168,8 @@ class NewJob:
     job_key_mode: str | None
     flags: tuple[str, ...]
     rate_limit_key: str | None
+    #: Size of the payload as JSON, which bounds how many jobs one statement carries.
+    payload_bytes: int = 2
     #: The enqueuer's trace context, set by tracing (:mod:`queuekit.instrumentation`).
     trace_context: dict[str, str] | None = None
 
@@ -186,9 +191,12 @@ def check_job_spec(spec: JobSpec) -> NewJob:
             raise JobKeyError("job-key is required when job-key-mode is set")
     elif job_key is not None:
         mode = "replace"
+    payload, payload_bytes = payload_json(task_identifier, spec.payload)
     return NewJob(
+        id=uuid7(),
         task_identifier=task_identifier,
-        payload=payload_json(task_identifier, spec.payload),
+        payload=payload,
+        payload_bytes=payload_bytes,
         queue_name=check_name(spec.queue_name, name="queue_name", optional=True),
         run_at=check_optional_time(spec.run_at, name="run_at"),
         priority=check_int(spec.priority, name="priority"),
@@ -200,19 +208,31 @@ def check_job_spec(spec: JobSpec) -> NewJob:
     )
 
 
-def compile_schema(task_identifier: str, schema: object) -> Validator:
-    """Check a schema against its meta-schema and return a reusable validator."""
+def compile_schema(task_identifier: str, schema: object, *, formats: bool = True) -> Validator:
+    """Check a schema against its meta-schema and return a reusable validator.
+
+    With ``formats`` the validator enforces ``format`` keywords (``email``,
+    ``date``, ``uuid``...) with the checkers jsonschema has; JSON Schema
+    itself only annotates them unless asked.
+    """
     if not isinstance(schema, Mapping):
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} must be a JSON object (dict), "
             f"not {type(schema).__name__}"
         )
-    try:
-        json.dumps(schema, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InvalidSchemaError(f"schema for {task_identifier!r} is not JSON: {error}") from None
-    if contains_nul(schema):
-        raise InvalidSchemaError(f"schema for {task_identifier!r} contains a NUL character")
+    problem = document_problem(schema)
+    if problem is not None:
+        path, message = problem
+        raise InvalidSchemaError(
+            f"schema for {task_identifier!r} cannot be stored: {path} {message}"
+        )
+    if not isinstance(schema.get("$schema", ""), str):
+        raise InvalidSchemaError(
+            f"schema for {task_identifier!r}: $schema must be a meta-schema URI string"
+        )
+    from jsonschema import exceptions as jsonschema_exceptions
+    from jsonschema import validators
+
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(dict(schema))
@@ -220,61 +240,94 @@ def compile_schema(task_identifier: str, schema: object) -> Validator:
         raise InvalidSchemaError(
             f"schema for {task_identifier!r} is not a valid JSON Schema: {error.message}"
         ) from None
-    _check_references(task_identifier, schema, cls)
-    validator: Validator = cls(dict(schema))
+    registry = _local_registry()
+    _check_references(task_identifier, schema, cls, registry)
+    checker = cls.FORMAT_CHECKER if formats else None
+    validator: Validator = cls(dict(schema), registry=registry, format_checker=checker)
     return validator
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource[Any]:
+    """Never fetch a referenced document: validation touches no network and no file."""
+    import referencing.exceptions
+
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+def _local_registry() -> referencing.Registry[Any]:
+    """A registry that knows only what a schema document itself contains.
+
+    jsonschema's default registry downloads unknown ``$ref`` URLs (with no
+    timeout), so a stored schema could make every enqueue hang on a remote
+    server; this one raises instead.
+    """
+    import referencing
+
+    # referencing's classes are attrs classes, whose fields mypy cannot see.
+    return referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
 #: Keywords whose values are data, not subschemas: a "$ref" inside them is no reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+#: Keywords that refer to another (sub)schema by URI.
+_REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 
 
-def _references(node: object, *, root: bool = True) -> tuple[list[str], bool]:
-    """Every ``$ref`` in a schema, and whether a nested ``$id`` moves their base."""
-    refs: list[str] = []
-    nested_id = False
+def _references(
+    node: object, base: str, specification: referencing.Specification[Any]
+) -> list[tuple[str, str]]:
+    """Every reference in a schema, with the base URI it resolves against.
+
+    A nested ``$id`` moves the base for everything below it, as it does for
+    the validator.
+    """
+    found: list[tuple[str, str]] = []
     if isinstance(node, Mapping):
+        identifier = specification.id_of(node)
+        if isinstance(identifier, str):
+            base = urljoin(base, identifier)
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                refs.append(value)
-            elif key == "$id" and not root:
-                nested_id = True
+            if key in _REFERENCE_KEYWORDS and isinstance(value, str):
+                found.append((base, value))
             elif key not in _DATA_KEYWORDS:
-                found, moved = _references(value, root=False)
-                refs += found
-                nested_id = nested_id or moved
+                found += _references(value, base, specification)
     elif isinstance(node, list):
         for item in node:
-            found, moved = _references(item, root=False)
-            refs += found
-            nested_id = nested_id or moved
-    return refs, nested_id
+            found += _references(item, base, specification)
+    return found
 
 
-def _check_references(task_identifier: str, schema: Mapping[str, Any], cls: Any) -> None:
-    """Refuse a schema whose ``$ref`` points nowhere (validation would fail on every enqueue).
+def _check_references(
+    task_identifier: str,
+    schema: Mapping[str, Any],
+    cls: Any,
+    registry: referencing.Registry[Any],
+) -> None:
+    """Refuse a schema with a reference that does not resolve within the document.
 
-    References resolve within the schema document only; nothing is fetched.
+    Such a schema would fail on every enqueue (nothing is ever fetched, see
+    :func:`_local_registry`), so it is refused when it is registered.
     """
-    refs, nested_id = _references(schema)
-    if not refs or nested_id:
-        return
+    import referencing.jsonschema
+
     specification = referencing.jsonschema.specification_with(cls.META_SCHEMA["$schema"])
     resource = specification.create_resource(dict(schema))
-    base = resource.id() or "urn:queuekit:payload-schema"
-    resolver = referencing.Registry().with_resource(base, resource).resolver(base_uri=base)
-    for ref in refs:
+    root = resource.id() or "urn:queuekit:payload-schema"
+    crawled = registry.with_resource(root, resource).crawl()
+    for base, ref in _references(schema, root, specification):
         try:
-            resolver.lookup(ref)
+            crawled.resolver(base_uri=base).lookup(ref)
         except referencing.exceptions.Unresolvable:
             raise InvalidSchemaError(
                 f"schema for {task_identifier!r} refers to {ref!r}, which it does not contain; "
-                "put referenced schemas under $defs in the same document"
+                "nothing is fetched, so put referenced schemas under $defs in the same document"
             ) from None
 
 
 def schema_errors(validator: Validator, payload: dict[str, Any]) -> list[dict[str, str]]:
     """Every violation of the schema, as ``{"path", "message"}`` in a stable order."""
+    import referencing.exceptions
+
     try:
         found = sorted(validator.iter_errors(payload), key=lambda e: (e.json_path, e.message))
     except referencing.exceptions.Unresolvable as error:
@@ -303,8 +356,9 @@ class SchemaCache:
     the cache never holds an uncommitted schema.
     """
 
-    def __init__(self, ttl_seconds: float) -> None:
+    def __init__(self, ttl_seconds: float, *, formats: bool = True) -> None:
         self._ttl = ttl_seconds
+        self._formats = formats
         self._entries: dict[str, _CachedSchema] = {}
         self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -313,8 +367,15 @@ class SchemaCache:
         self,
         identifiers: Iterable[str],
         fetch: Callable[[Sequence[str]], Mapping[str, SchemaRow]],
+        learning: Callable[[], dict[str, Any]],
+        learned: Learned | None = None,
     ) -> dict[str, Validator | None]:
-        """Validators for each identifier, fetching the stale or unknown ones in one call."""
+        """Validators for each identifier, fetching the stale or unknown ones in one call.
+
+        What the current transaction fetched goes to ``learning()`` (its
+        facts, see :mod:`queuekit.learning`), which :meth:`keep` receives once
+        it commits; ``learned`` holds what it fetched before.
+        """
         wanted = set(identifiers)
         now = time.monotonic()
         result: dict[str, Validator | None] = {}
@@ -327,26 +388,36 @@ class SchemaCache:
                     and now - entry.fetched_at < self._ttl
                 ):
                     result[identifier] = entry.validator
+        if learned is not None:
+            for identifier in wanted - result.keys():
+                if identifier in learned.schemas and identifier not in self._pending:
+                    result[identifier] = learned.schemas[identifier].validator
         missing = sorted(wanted - result.keys())
         if missing:
             rows = fetch(missing)
+            fetched = learning()
             for identifier in missing:
                 version, schema = rows.get(identifier, (0, None))
-                result[identifier] = self._compiled(identifier, version, schema, now)
+                entry = _CachedSchema(version, self._compiled(identifier, version, schema), now)
+                result[identifier] = entry.validator
+                fetched[identifier] = entry
         return result
 
     def _compiled(
-        self, identifier: str, version: int, schema: dict[str, Any] | None, now: float
+        self, identifier: str, version: int, schema: dict[str, Any] | None
     ) -> Validator | None:
         with self._lock:
             entry = self._entries.get(identifier)
             if entry is not None and entry.version == version:
-                validator = entry.validator
-            else:
-                validator = None if schema is None else compile_schema(identifier, schema)
-            if identifier not in self._pending:
-                self._entries[identifier] = _CachedSchema(version, validator, now)
-            return validator
+                return entry.validator
+        return None if schema is None else compile_schema(identifier, schema, formats=self._formats)
+
+    def keep(self, fetched: Mapping[str, _CachedSchema]) -> None:
+        """Cache validators read in a transaction that committed (unless a change is pending)."""
+        with self._lock:
+            for identifier, entry in fetched.items():
+                if identifier not in self._pending:
+                    self._entries[identifier] = entry
 
     def store(self, identifier: str, version: int, validator: Validator | None) -> None:
         """Remember a committed schema."""

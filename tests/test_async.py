@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import sys
+import tomllib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -325,8 +328,10 @@ def test_async_engine_gets_the_sqlite_preparation(manager: JobManager, url: str)
     assert mode == "wal"
     assert timeout == 30_000
     assert keys == 1
-    # Both transactions took the write lock up front, as on the sync engine.
-    assert statements.count("BEGIN IMMEDIATE") == 2
+    # queuekit's own transaction took the write lock up front, as on the sync
+    # engine; the application's session began an ordinary deferred transaction.
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert statements.count("BEGIN") == 1
 
 
 def test_every_public_method_has_an_async_twin() -> None:
@@ -376,3 +381,26 @@ def test_cancel_pause_and_workers_through_the_async_manager(manager: JobManager,
     assert manager.get_job(waiting.id) is None
     assert [r.status for r in manager.job_history(waiting.id)] == ["cancelled"]
     assert [job.task_identifier for job in manager.get_jobs(WORKER)] == ["report"]
+
+
+# -- installation ----------------------------------------------------------------------
+
+
+def test_without_greenlet_the_async_manager_says_what_to_install(
+    manager: JobManager, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLAlchemy 2.1 imports its asyncio module without greenlet and fails
+    # only at the first query; queuekit refuses up front, naming the extras.
+    engine = create_async_engine(url)
+    monkeypatch.setitem(sys.modules, "greenlet", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=re.escape("install queuekit[postgresql-async]")):
+        AsyncJobManager(engine)
+
+
+def test_the_async_extras_install_greenlet() -> None:
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    async_extras = [name for name in extras if name.endswith("-async")]
+    assert sorted(async_extras) == ["mysql-async", "postgresql-async", "sqlite-async"]
+    for name in async_extras:
+        assert any(requirement.startswith("greenlet") for requirement in extras[name]), name

@@ -9,6 +9,7 @@ Awkward but valid strings are stored and read back verbatim.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from queuekit import (
     PayloadValidationError,
     UnknownRateLimitError,
 )
+from queuekit.durations import parse_duration
 from queuekit.types import Job
 
 BAD_WORKER_IDS: list[Any] = ["", None, 42, b"bytes", ["w"], "w" * 256]
@@ -41,6 +43,14 @@ BAD_INTERVALS: list[Any] = [
     "second",
     "1 seconds and 2 minutes",
     "1,5 hours",
+    "5ms",
+    "5 months",
+    "1h 2",
+    "P",
+    "PT",
+    "P1M",
+    "P1Y",
+    "PT5X",
     "nan seconds",
     -1,
     -0.5,
@@ -195,6 +205,19 @@ def test_rate_limit_intervals_go_through_the_duration_parser(manager: JobManager
     assert manager.register_rate_limit("k", 1, 0.25).interval == timedelta(milliseconds=250)
 
 
+@pytest.mark.parametrize(
+    ("interval", "message"),
+    [
+        ("P1M", "years and months have no fixed length"),
+        ("5 parsecs", "'90s', '5m', '1h30m'"),
+        ("5ms", "ISO 8601 duration (e.g. 'PT5M'"),
+    ],
+)
+def test_duration_errors_name_the_accepted_forms(interval: str, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        parse_duration(interval, name="interval")
+
+
 # -- job keys ---------------------------------------------------------------------------------
 
 
@@ -231,27 +254,30 @@ class _Opaque:
 
 
 @pytest.mark.parametrize(
-    "payload",
+    ("payload", "path"),
     [
-        {"tags": {"a", "b"}},
-        {"thing": _Opaque()},
-        {"value": math.nan},
-        {"value": math.inf},
-        {"nested": [1, {"deep": -math.inf}]},
-        {"when": datetime(2024, 1, 1)},
-        {"raw": b"bytes"},
-        {("tuple", "key"): 1},
+        ({"tags": {"a", "b"}}, "$.tags"),
+        ({"thing": _Opaque()}, "$.thing"),
+        ({"value": math.nan}, "$.value"),
+        ({"value": math.inf}, "$.value"),
+        ({"nested": [1, {"deep": -math.inf}]}, "$.nested[1].deep"),
+        ({"when": datetime(2024, 1, 1)}, "$.when"),
+        ({"raw": b"bytes"}, "$.raw"),
+        ({("tuple", "key"): 1}, "$"),
+        ({"big": 10**5000}, "$"),
     ],
-    ids=lambda p: repr(p)[:40],
+    ids=lambda p: type(p).__name__ if isinstance(p, dict) and "big" in p else repr(p)[:40],
 )
-def test_non_serialisable_payloads(manager: JobManager, engine: sa.Engine, payload: Any) -> None:
+def test_non_serialisable_payloads(
+    manager: JobManager, engine: sa.Engine, payload: Any, path: str
+) -> None:
     caught = _raises_and_writes_nothing(
         engine, PayloadValidationError, lambda: manager.add_job("t", payload)
     )
     assert str(caught.value).startswith("Invalid payload")
     assert caught.value.task_identifier == "t"  # type: ignore[attr-defined]
     assert caught.value.payload is payload  # type: ignore[attr-defined]
-    assert [e["path"] for e in caught.value.errors] == ["$"]  # type: ignore[attr-defined]
+    assert [e["path"] for e in caught.value.errors] == [path]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("payload", [[1, 2], "text", 5, 1.5, True, ("a",)], ids=repr)

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from conftest import create_database_url
 
 from queuekit import JobManager, JobSpec, RetryPolicy, TransientDatabaseError
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.models import job_history, jobs, rate_limits
 from queuekit.repository import Outcome
 
@@ -79,6 +80,9 @@ def work(url: str, process: int, threads: int, seed: int) -> dict[str, int]:
         worker = f"p{process}-t{thread}"
         idle = 0
         with engine.connect() as conn:
+            # These loops are workers: their transactions are set up as queuekit's own
+            # (READ COMMITTED on MySQL, BEGIN IMMEDIATE on SQLite).
+            conn.execution_options(**{OWN_TRANSACTION: True})
             if manager.dialect.isolation_level is not None:
                 conn.execution_options(isolation_level=manager.dialect.isolation_level)
             while idle < IDLE_ROUNDS:
@@ -288,6 +292,7 @@ def test_claim_takes_no_token_from_a_bucket_another_claim_holds(
         )
         manager.add_job("limited", {"second": True}, rate_limit_key="k", priority=2)
         with engine.connect() as holder:
+            holder.execution_options(**{OWN_TRANSACTION: True})
             if manager.dialect.isolation_level is not None:
                 holder.execution_options(isolation_level=manager.dialect.isolation_level)
             with holder.begin():

@@ -81,7 +81,7 @@ def test_cancel_a_running_job_closes_its_attempt_and_frees_its_queue(
     # The worker's late outcome matches no job: nothing is written over the cancel.
     assert manager.complete_jobs(WORKER, [claimed], 5) == []
     assert manager.job_history(first.id)[0].status == "cancelled"
-    assert manager.heartbeat(WORKER, [claimed]) == 0
+    assert manager.heartbeat(WORKER, [claimed]) == []
     # The queue's next job is claimable at once.
     [next_job] = manager.get_jobs("other", batch_size=5)
     assert next_job.id == second.id
@@ -392,3 +392,26 @@ def test_the_heartbeat_keeps_the_workers_row_fresh(clean_manager: JobManager) ->
     finally:
         worker.stop()
     assert manager.list_workers() == []
+
+
+def test_a_running_job_cancelled_stops_its_task_within_a_heartbeat(
+    clean_manager: JobManager,
+) -> None:
+    from test_worker_lost_locks import (
+        HEARTBEAT,
+        SLACK,
+        assert_lock_lost_reported,
+        start_blocking_worker,
+        take_lock_and_wait,
+    )
+
+    manager = clean_manager
+    scenario = start_blocking_worker(manager, max_attempts=3)
+    job = scenario.job
+    noticed = take_lock_and_wait(scenario, lambda: manager.cancel_jobs([job.id]))
+
+    assert noticed < HEARTBEAT + SLACK
+    assert_lock_lost_reported(scenario)
+    assert manager.get_job(job.id) is None
+    [record] = manager.job_history(job.id)
+    assert record.status == "cancelled" and record.worker_id == scenario.worker.worker_id

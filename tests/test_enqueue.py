@@ -294,6 +294,31 @@ def test_payload_schema_checked_and_tasks_without_schema_pass(manager: JobManage
     assert manager.add_job("email", {"to": 5}).payload == {"to": 5}
 
 
+def test_schema_formats_are_enforced_unless_switched_off(manager: JobManager) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"to": {"type": "string", "format": "email"}, "on": {"format": "date"}},
+    }
+    manager.register_task("email", schema=schema)
+    with pytest.raises(PayloadValidationError) as caught:
+        manager.add_jobs(
+            [
+                JobSpec("email", {"to": "ada@example.com", "on": "2026-02-30"}),
+                JobSpec("email", {"to": "not an address"}),
+            ]
+        )
+    assert caught.value.errors == [{"path": "$.on", "message": "'2026-02-30' is not a 'date'"}]
+    with pytest.raises(PayloadValidationError, match="is not a 'email'"):
+        manager.add_job("email", {"to": "not an address"})
+    assert manager.list_jobs() == []
+    assert manager.add_job("email", {"to": "ada@example.com", "on": "2026-02-28"})
+
+    lenient = JobManager(manager.engine, validate_formats=False)
+    assert lenient.add_job("email", {"to": "not an address"}).payload == {"to": "not an address"}
+    lenient.register_task("email", schema=schema)
+    assert lenient.add_job("email", {"on": "2026-02-30"}).payload == {"on": "2026-02-30"}
+
+
 # -- W4: a key held by a running job ----------------------------------------------------------
 
 
@@ -553,7 +578,12 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
         for round_number in range(rounds):
             for _ in range(10):
                 try:
-                    with engine.connect() as conn, conn.begin():
+                    with engine.connect() as conn:
+                        if engine.dialect.name == "sqlite":
+                            # SQLite cannot upgrade a stale read snapshot to a write:
+                            # a caller's writing loop begins IMMEDIATE, as documented.
+                            conn = conn.execution_options(queuekit_own_transaction=True)
+                        conn.begin()
                         manager.add_job(
                             "t", {"t": thread}, job_key="hot", job_key_mode=mode, session=conn
                         )
@@ -564,6 +594,7 @@ def test_concurrent_same_key_enqueues_in_caller_transactions(
                             ],
                             session=conn,
                         )
+                        conn.commit()
                     break
                 except TransientDatabaseError as error:
                     transient.append(error)

@@ -13,6 +13,7 @@ on (migrated by a newer queuekit, half-migrated, tables with no version).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import uuid
@@ -27,9 +28,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations.ops import MigrationScript
+from alembic.script import Script
+from alembic.util import CommandError
+from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
 from queuekit import JobManager, SchemaNotMigratedError, migrations
+from queuekit.cli import cli
 from queuekit.models import metadata as queuekit_metadata
 
 HOST_APP = Path(__file__).resolve().parent / "host_app"
@@ -201,6 +206,21 @@ def test_merged_lineage(host_tree: Path, empty_engine: sa.Engine, empty_url: str
     assert proposed.upgrade_ops is not None
     assert proposed.upgrade_ops.is_empty(), proposed.upgrade_ops.as_diffs()
 
+    # The command line agrees with itself: merged, at head, up to date.
+    current = CliRunner().invoke(cli, ["--database-url", empty_url, "db", "current"])
+    assert current.exit_code == 0, current.output
+    assert current.stdout.strip() == (
+        f"{migrations.head()} (merged into your Alembic history; up to date)"
+    )
+    checked = CliRunner().invoke(cli, ["--database-url", empty_url, "--json", "db", "check"])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout) == {
+        "current": migrations.head(),
+        "head": migrations.head(),
+        "up_to_date": True,
+        "merged": True,
+    }
+
     # queuekit's own upgrade refuses: these tables are the host history's to migrate.
     with pytest.raises(SchemaNotMigratedError, match="alembic upgrade heads"):
         migrations.upgrade(empty_engine)
@@ -228,7 +248,9 @@ def test_merged_lineage_before_the_host_depends_on_queuekit(
     command.upgrade(config, "shop_0001")
     with pytest.raises(SchemaNotMigratedError, match="tables do not exist"):
         JobManager(empty_engine)
+    assert migrations.merged_revision(empty_engine) is None
     command.upgrade(config, "queuekit@head")
+    assert migrations.merged_revision(empty_engine) == migrations.head()
     assert versions(empty_engine, "alembic_version") == {"shop_0001", migrations.head()}
     JobManager(empty_engine).add_job("send_order_email", {"order_id": 1})
 
@@ -241,6 +263,64 @@ def test_merged_lineage_before_the_host_depends_on_queuekit(
         )
     with pytest.raises(SchemaNotMigratedError, match="install the newer queuekit"):
         JobManager(empty_engine)
+
+
+def test_merged_lineage_first_host_revision(
+    host_tree: Path, empty_engine: sa.Engine, empty_url: str
+) -> None:
+    """A plain autogenerate would extend queuekit's branch: refused; the documented way works."""
+    shop_versions = host_tree / "merged" / "versions"
+    for revision_file in shop_versions.glob("shop_*.py"):
+        revision_file.unlink()  # a host that has no revision of its own yet
+    # queuekit's revisions from a copy, so that a misfire could not write into the real ones.
+    queuekit_versions = host_tree / "queuekit_versions"
+    shutil.copytree(
+        migrations.versions_location(), queuekit_versions, ignore=shutil.ignore_patterns("__*")
+    )
+    config = host_config(host_tree, "merged", empty_url)
+    config.set_main_option("version_locations", f"{shop_versions} {queuekit_versions}")
+    command.upgrade(config, "heads")
+    before = sorted(queuekit_versions.iterdir())
+
+    # The include helpers alone refuse an autogenerate aimed at queuekit's branch.
+    env_py = host_tree / "merged" / "env.py"
+    with_hook = env_py.read_text()
+    hook = "process_revision_directives=check_new_revisions,"
+    assert hook in with_hook
+    env_py.write_text(with_hook.replace(hook, ""))
+    with pytest.raises(CommandError) as refused:
+        command.revision(config, message="first", autogenerate=True)
+    env_py.write_text(with_hook)
+    message = str(refused.value)
+    assert f"on {migrations.head()}" in message
+    assert "--head base --branch-label NAME --version-path DIR" in message
+    # The hook in env.py refuses an empty revision too (with revision_environment = true).
+    config.set_main_option("revision_environment", "true")
+    with pytest.raises(CommandError, match="queuekit's branch"):
+        command.revision(config, message="empty")
+    with pytest.raises(CommandError, match="queuekit's branch"):
+        command.revision(
+            config,
+            message="explicit",
+            autogenerate=True,
+            head="queuekit@head",
+            version_path=str(shop_versions),
+        )
+    assert sorted(queuekit_versions.iterdir()) == before
+    assert list(shop_versions.glob("*.py")) == []
+
+    script = command.revision(
+        config,
+        message="first",
+        autogenerate=True,
+        head="base",
+        branch_label="shop",
+        version_path=str(shop_versions),
+    )
+    assert isinstance(script, Script)
+    assert Path(script.path).parent == shop_versions
+    assert script.down_revision is None
+    assert sorted(queuekit_versions.iterdir()) == before
 
 
 # -- databases queuekit cannot run on ------------------------------------------------

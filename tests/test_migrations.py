@@ -124,11 +124,45 @@ def test_upgrade_in_a_caller_transaction_that_commits(empty_engine: sa.Engine) -
     migrations.check(empty_engine)
 
 
-def test_upgrade_on_a_connection_without_transaction_commits(empty_engine: sa.Engine) -> None:
+# SQLAlchemy 2 connections begin on first use: a caller that never called
+# begin() still owns the transaction, and decides commit or rollback.
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_upgrade_and_downgrade_never_commit_a_connection_not_yet_begun(
+    dialect: str, empty_engine: sa.Engine
+) -> None:
     with empty_engine.connect() as connection:
         migrations.upgrade(connection)
-        assert not connection.in_transaction()
+        assert connection.in_transaction()
+        connection.rollback()
+    assert _tables(empty_engine) == set()
+    migrations.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        migrations.downgrade(connection, "base")
+        assert connection.in_transaction()
+        connection.rollback()
     migrations.check(empty_engine)
+
+
+def test_upgrade_on_a_connection_not_yet_begun_commits_when_the_caller_does(
+    empty_engine: sa.Engine,
+) -> None:
+    with empty_engine.connect() as connection:
+        migrations.upgrade(connection)
+        connection.commit()
+    migrations.check(empty_engine)
+
+
+def test_check_and_current_leave_the_callers_transaction_open(empty_engine: sa.Engine) -> None:
+    migrations.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE app_notes (id INTEGER PRIMARY KEY)"))
+    with empty_engine.connect() as connection:
+        connection.execute(sa.text("INSERT INTO app_notes (id) VALUES (1)"))
+        migrations.check(connection)
+        assert migrations.current(connection) == migrations.head()
+        assert connection.in_transaction()
+        connection.rollback()
+        assert connection.execute(sa.text("SELECT count(*) FROM app_notes")).scalar() == 0
 
 
 def test_host_helpers_exclude_queuekit_names() -> None:
@@ -276,3 +310,36 @@ def test_workers_revision_downgrades_with_cancelled_history(empty_engine: sa.Eng
     migrations.upgrade(empty_engine)
     assert [r.status for r in manager.job_history(job.id)] == ["failed"]
     assert manager.list_workers() == []
+
+
+def test_revisions_read_without_alembic_match_alembics_own_reading() -> None:
+    # head() and the revision list come from the files without importing Alembic
+    # (every command's start-up); Alembic's reading of the same files must agree.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", migrations.script_location())
+    scripts = ScriptDirectory.from_config(config)
+    assert scripts.get_heads() == [migrations.head()]
+    assert migrations._revision_parents() == {
+        script.revision: script.down_revision for script in scripts.walk_revisions()
+    }
+
+
+def test_checking_the_schema_does_not_import_alembic(empty_url: str) -> None:
+    probe = (
+        "import sys, sqlalchemy as sa\n"
+        "from queuekit import JobManager, migrations\n"
+        f"engine = sa.create_engine({empty_url!r})\n"
+        "JobManager(engine).add_job('t', {})\n"
+        "assert migrations.current(engine) == migrations.head()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n"
+    )
+    engine = sa.create_engine(empty_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,13 +29,21 @@ from queuekit.cli.app import (
     rate_limit_table,
     window_start,
 )
-from queuekit.manager import JobManager
 from queuekit.types import (
     Job,
     TaskIdentifier,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from queuekit.manager import JobManager
+
 # -- admin ----------------------------------------------------------------------------------
+
+
+#: Rows a command prints at most for jobs it changed in bulk; --json has them all.
+SHOWN_ROWS = 20
 
 
 @cli.command("replay")
@@ -42,6 +52,7 @@ from queuekit.types import (
 @click.option("--since", type=DURATION, help="Failed attempts started within this duration.")
 @click.option("--task", "task_identifier", metavar="TASK")
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Default: 25.")
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @json_option
 def replay(
     from_time: datetime | None,
@@ -49,31 +60,56 @@ def replay(
     since: timedelta | None,
     task_identifier: str | None,
     max_attempts: int | None,
+    dry_run: bool,
 ) -> None:
     """Re-enqueue jobs whose final outcome was failure (atomically, with the flag 'replay')."""
     state = current_state()
     manager = state.manager()
     from_time = window_start(manager, from_time, since)
 
-    def run() -> list[Job]:
+    def replay_in(session: Connection | None) -> list[Job]:
         return manager.replay_failed_jobs(
             from_time=from_time,
             to_time=to_time,
             task_identifier=task_identifier,
             max_attempts=max_attempts,
+            session=session,
         )
 
+    def run() -> list[Job]:
+        if not dry_run:
+            return replay_in(None)
+        # The very replay, payload checks included, in a transaction rolled back.
+        with manager.engine.connect() as connection:
+            try:
+                return replay_in(connection)
+            finally:
+                connection.rollback()
+
     if state.json:
-        print_json(run())
+        print_json({"dry_run": dry_run, "jobs": run()} if dry_run else run())
         return
     with progress_bar(transient=True) as progress:
         task = progress.add_task("Replaying failed jobs", total=None)
         replayed = run()
         progress.update(task, total=len(replayed), completed=len(replayed))
     out = console()
+    verb = "Would replay" if dry_run else "Replayed"
     if replayed:
-        out.print(jobs_table(replayed, title="Replayed"))
-    out.print(f"Replayed {len(replayed)} job(s).")
+        out.print(jobs_table(replayed[:SHOWN_ROWS], title=verb))
+    out.print(f"{verb} {len(replayed)} job(s){by_task(replayed)}.")
+    if len(replayed) > SHOWN_ROWS:
+        out.print(f"Showing {SHOWN_ROWS} of them; --json lists them all.")
+    if dry_run:
+        out.print("Nothing was changed (--dry-run).")
+
+
+def by_task(jobs: Sequence[Job]) -> str:
+    """``": a 3, b 1"``: how many of ``jobs`` each task has, most first."""
+    counts = Counter(job.task_identifier for job in jobs)
+    if len(counts) < 2:
+        return ""
+    return ": " + ", ".join(f"{task} {count}" for task, count in counts.most_common())
 
 
 @cli.group()

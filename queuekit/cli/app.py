@@ -30,18 +30,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import sqlalchemy as sa
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
+from queuekit.cli.tables import (
+    age,
+    failure_details,
+    history_table,
+    job_detail_table,
+    jobs_table,
+    one_line,
+    queues_table,
+    rate_limit_table,
+    shorten,
+    when,
+)
+from queuekit.connections import POOLERS, create_engine
 from queuekit.durations import parse_duration
 from queuekit.errors import (
     DatabaseError,
@@ -50,15 +52,50 @@ from queuekit.errors import (
     SchemaNotMigratedError,
     UnsupportedDatabaseError,
 )
-from queuekit.manager import JobManager
-from queuekit.types import (
-    HistoryRecord,
-    Job,
-    JobQueue,
-    RateLimit,
-)
+
+# Start-up time matters (every command, --help included, pays it): SQLAlchemy,
+# rich and the manager are imported where first needed.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from queuekit.manager import JobManager
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# What the command modules import from here (the table helpers of tables.py among them).
+__all__ = [
+    "DEBUG_ENV",
+    "DURATION",
+    "INTERVAL",
+    "JOB_ID",
+    "JSON",
+    "TIME",
+    "InputError",
+    "RuntimeFailure",
+    "State",
+    "age",
+    "cli",
+    "console",
+    "current_state",
+    "database_access",
+    "failure_details",
+    "history_table",
+    "job_detail_table",
+    "jobs_table",
+    "json_option",
+    "main",
+    "one_line",
+    "print_json",
+    "progress_bar",
+    "queues_table",
+    "rate_limit_table",
+    "shorten",
+    "when",
+    "window_start",
+]
+
 
 DEFAULT_DATABASE_URL = "sqlite:///queuekit.db"
 DATABASE_URL_ENV = "QUEUEKIT_DATABASE_URL"
@@ -67,6 +104,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 UPGRADE_COMMAND = "queuekit db upgrade"
+#: Set to 1 to see the traceback of an unexpected error.
+DEBUG_ENV = "QUEUEKIT_DEBUG"
 
 log = logging.getLogger("queuekit.cli")
 
@@ -89,11 +128,6 @@ class RuntimeFailure(click.ClickException):
     """The invocation was fine, the environment failed (exit status 1)."""
 
     exit_code = EXIT_FAILURE
-
-
-def one_line(text: object) -> str:
-    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
-    return " ".join(str(text).split())
 
 
 def report_error(message: str) -> None:
@@ -144,7 +178,7 @@ class QueueKitGroup(click.Group):
             sys.stderr.close()
             code = EXIT_FAILURE
         except Exception as error:
-            if os.environ.get("QUEUEKIT_DEBUG") == "1" and not isinstance(
+            if os.environ.get(DEBUG_ENV) == "1" and not isinstance(
                 error, click.ClickException | QueueKitError
             ):
                 raise
@@ -168,7 +202,7 @@ class JSONValue(ParamBase):
             return value
         text = value
         if value == "-":
-            text = sys.stdin.read()
+            text = read_stdin(self, param, ctx)
         elif value.startswith("@"):
             text = read_text_file(value[1:], self, param, ctx)
         try:
@@ -185,10 +219,30 @@ def read_text_file(
         return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         kind.fail(f"cannot read {path!r}: {error.strerror or error}", param, ctx)
+    except UnicodeDecodeError as error:
+        kind.fail(f"{path!r} is not UTF-8 text ({error.reason} at byte {error.start})", param, ctx)
+
+
+def read_stdin(kind: ParamBase, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    """Standard input decoded as UTF-8, or a clean usage error.
+
+    Read as bytes: the text stream may decode undecodable bytes into lone
+    surrogates, which would only be refused later with a vaguer message.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        return sys.stdin.read()
+    data = stream.read()
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        kind.fail(
+            f"standard input is not UTF-8 text ({error.reason} at byte {error.start})", param, ctx
+        )
 
 
 class DurationValue(ParamBase):
-    """A duration such as ``"30 seconds"``, ``"1 hour 30 minutes"`` or a number of seconds."""
+    """A duration: ``"30 seconds"``, ``"1 hour 30 minutes"``, ``90s``, ``PT5M`` or seconds."""
 
     name = "duration"
 
@@ -240,19 +294,27 @@ class TimeValue(ParamBase):
 
 
 class JobIdValue(ParamBase):
-    """A job id (UUID)."""
+    """A job id: a UUID, or a prefix of its hex digits that names one job (as git does)."""
 
     name = "job_id"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> uuid.UUID:
+        from queuekit.cli import short_ids
+
         if isinstance(value, uuid.UUID):
             return value
         try:
-            return uuid.UUID(str(value).strip())
-        except ValueError:
-            self.fail(f"{value!r} is not a job id (a UUID)", param, ctx)
+            parsed = short_ids.parse_prefix(str(value))
+            if isinstance(parsed, uuid.UUID):
+                return parsed
+            state = ctx.find_object(State) if ctx is not None else None
+            if state is None:
+                raise ValueError(f"{value!r} is a job id prefix, which needs a database")
+            return short_ids.resolve(state.manager(), parsed)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 JSON = JSONValue()
@@ -272,22 +334,40 @@ class State:
     url: str
     schema: str | None
     json: bool = False
+    pooler: str | None = None
     _engine: sa.Engine | None = None
     _manager: JobManager | None = None
 
     @property
     def display_url(self) -> str:
         """The URL without its password, for messages."""
+        import sqlalchemy as sa
+
         try:
             return sa.make_url(self.url).render_as_string(hide_password=True)
-        except sa.exc.ArgumentError:
+        except (sa.exc.ArgumentError, ValueError):
             return self.url
 
     def engine(self) -> sa.Engine:
         """An engine on ``url``; a malformed URL or a missing driver is a clean error."""
+        import sqlalchemy as sa
+
         if self._engine is None:
             try:
-                self._engine = sa.create_engine(self.url)
+                port = sa.make_url(self.url).port
+            except ValueError as error:  # make_url reads the port with int()
+                raise InputError(
+                    f"--database-url {self.display_url!r} has a port that is not a number "
+                    f"({error}); write it like postgresql+psycopg://user@host:5432/db"
+                ) from error
+            except sa.exc.ArgumentError:
+                port = None  # create_engine below says what is wrong
+            if port is not None and not 0 < port < 65536:
+                raise InputError(
+                    f"--database-url {self.display_url!r}: port {port} is not between 1 and 65535"
+                )
+            try:
+                self._engine = create_engine(self.url, pooler=self.pooler)
             except sa.exc.NoSuchModuleError as error:
                 raise InputError(f"--database-url {self.display_url!r}: {error}") from error
             except sa.exc.ArgumentError as error:
@@ -305,6 +385,8 @@ class State:
 
     def sqlite_file_missing(self) -> Path | None:
         """The file of a ``sqlite:///`` URL when it does not exist yet (else None)."""
+        import sqlalchemy as sa
+
         url = sa.make_url(self.url)
         database = url.database
         if not url.drivername.startswith("sqlite") or not database:
@@ -316,6 +398,8 @@ class State:
 
     def manager(self) -> JobManager:
         """A JobManager on a migrated database, or a one-line reason why there is none."""
+        from queuekit.manager import JobManager
+
         if self._manager is None:
             engine = self.engine()
             missing = self.sqlite_file_missing()
@@ -337,6 +421,8 @@ class State:
 @contextmanager
 def database_access(state: State) -> Iterator[None]:
     """Name the database in connection failures, which otherwise read like driver noise."""
+    import sqlalchemy as sa
+
     try:
         yield
     except (SchemaNotMigratedError, UnsupportedDatabaseError):
@@ -381,10 +467,15 @@ def json_option(function: F) -> F:
 
 
 def console() -> Console:
-    """A rich console on stdout (wide when piped, so tables are not squeezed)."""
+    """A rich console on stdout: the terminal's width, else ``COLUMNS``, else 160 when piped."""
+    from rich.console import Console
+
     stream = sys.stdout
-    interactive = stream.isatty()
-    return Console(file=stream, width=None if interactive else 160, highlight=False)
+    width: int | None = None
+    if not stream.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
+    return Console(file=stream, width=width, highlight=False)
 
 
 def jsonable(value: Any) -> Any:
@@ -409,120 +500,17 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(jsonable(value), indent=2, sort_keys=True))
 
 
-def when(moment: datetime | None) -> str:
-    """A time for tables: UTC, to the second."""
-    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def age(delta: timedelta | None) -> str:
-    """A duration for tables, e.g. ``3m 12s``."""
-    if delta is None:
-        return "-"
-    seconds = int(delta.total_seconds())
-    if seconds < 60:
-        return f"{delta.total_seconds():.1f}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m"
-    return f"{hours // 24}d {hours % 24}h"
-
-
-def shorten(text: str | None, width: int = 60) -> str:
-    """The first line of ``text``, cut to ``width`` characters."""
-    if not text:
-        return ""
-    line = one_line(text)
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def jobs_table(jobs: Sequence[Job], title: str | None = None) -> Table:
-    """Jobs as a table."""
-    table = Table(title=title)
-    for column in ("id", "task", "status", "queue", "run at (UTC)", "attempts", "prio", "error"):
-        table.add_column(column, no_wrap=column in {"id", "run at (UTC)"})
-    for job in jobs:
-        table.add_row(
-            str(job.id),
-            job.task_identifier,
-            job.status,
-            job.queue_name or "",
-            when(job.run_at),
-            f"{job.attempts}/{job.max_attempts}",
-            str(job.priority),
-            shorten(job.last_error, 40),
-        )
-    return table
-
-
-def history_table(records: Sequence[HistoryRecord], title: str | None = None) -> Table:
-    """History rows as a table."""
-    table = Table(title=title)
-    for column in ("started (UTC)", "job", "task", "status", "try", "worker", "ms", "error"):
-        table.add_column(column, no_wrap=column in {"started (UTC)", "job"})
-    for record in records:
-        table.add_row(
-            when(record.started_at),
-            str(record.job_id),
-            record.task_identifier,
-            record.status,
-            str(record.attempt_number),
-            record.worker_id or "",
-            "" if record.execution_time_ms is None else str(record.execution_time_ms),
-            shorten(record.error_message, 40),
-        )
-    return table
-
-
-def job_detail_table(job: Job) -> Table:
-    """One job, field by field."""
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    for field in dataclasses.fields(job):
-        value = getattr(job, field.name)
-        if field.name == "correlation_id":
-            continue
-        if isinstance(value, datetime):
-            shown = when(value)
-        elif field.name == "payload":
-            shown = json.dumps(value, sort_keys=True)
-        elif isinstance(value, tuple):
-            shown = ", ".join(value)
-        else:
-            shown = "" if value is None else str(value)
-        table.add_row(field.name, shown)
-    return table
-
-
-def rate_limit_table(limit: RateLimit) -> Table:
-    """One token bucket."""
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("key", limit.key)
-    table.add_row("capacity", str(limit.capacity))
-    table.add_row("interval", age(limit.interval))
-    table.add_row("available tokens", str(limit.available_tokens))
-    table.add_row("last refill (UTC)", when(limit.last_refill_at))
-    table.add_row("next refill (UTC)", when(limit.next_refill_at))
-    return table
-
-
-def queues_table(queues: Sequence[JobQueue]) -> Table:
-    """Named queues with their locks."""
-    table = Table(title="Named queues unlocked")
-    for column in ("queue", "jobs"):
-        table.add_column(column)
-    for queue in queues:
-        table.add_row(queue.queue_name, str(queue.job_count))
-    return table
-
-
 def progress_bar(*, transient: bool = False) -> Progress:
     """The progress display of long operations (drains, replays, the demo)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -567,12 +555,21 @@ def window_start(
     metavar="NAME",
     help="Named schema holding queuekit's tables (PostgreSQL/MySQL).",
 )
+@click.option(
+    "--pooler",
+    type=click.Choice(POOLERS),
+    envvar="QUEUEKIT_POOLER",
+    show_envvar=True,
+    help="The URL goes through a transaction-pooling proxy such as PgBouncer (PostgreSQL).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.version_option(package_name="queuekit", prog_name="queuekit")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str, schema: str | None, as_json: bool) -> None:
+def cli(
+    ctx: click.Context, database_url: str, schema: str | None, pooler: str | None, as_json: bool
+) -> None:
     """queuekit: a job queue in the database your application already has."""
-    state = State(url=database_url, schema=schema, json=as_json)
+    state = State(url=database_url, schema=schema, json=as_json, pooler=pooler)
     ctx.obj = state
     ctx.call_on_close(state.close)
 

@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from queuekit import migrations
 from queuekit.cli.app import (
     InputError,
     cli,
@@ -33,6 +32,8 @@ def db() -> None:
 @json_option
 def db_upgrade(revision: str) -> None:
     """Migrate queuekit's tables up to REVISION (default: the newest)."""
+    from queuekit import migrations
+
     state = current_state()
     engine = state.engine()
     with database_access(state):
@@ -53,6 +54,8 @@ def db_upgrade(revision: str) -> None:
 @json_option
 def db_downgrade(revision: str, yes: bool) -> None:
     """Migrate queuekit's tables down to REVISION; 'base' drops them all, with their data."""
+    from queuekit import migrations
+
     state = current_state()
     if not yes:
         if not sys.stdin.isatty():
@@ -75,34 +78,52 @@ def db_downgrade(revision: str, yes: bool) -> None:
 @json_option
 def db_current() -> None:
     """Print the revision the database is at ('none' before the first upgrade)."""
+    from queuekit import migrations
+
     state = current_state()
     engine = state.engine()
     with database_access(state):
         revision = migrations.current(engine, schema=state.schema)
+        merged = migrations.merged_revision(engine, schema=state.schema)
     head = migrations.head()
+    shown = revision or merged
     if state.json:
-        print_json({"current": revision, "head": head, "up_to_date": revision == head})
-    else:
-        note = "up to date" if revision == head else f"head is {head}"
-        console().print(f"{revision or 'none'} ({note})")
+        print_json(
+            {"current": shown, "head": head, "up_to_date": shown == head, "merged": bool(merged)}
+        )
+        return
+    note = "up to date" if shown == head else f"head is {head}"
+    if merged:
+        note = f"merged into your Alembic history; {note}"
+    console().print(f"{shown or 'none'} ({note})")
 
 
 @db.command("check")
 @json_option
 def db_check() -> None:
     """Exit 0 when the tables are at the newest revision, else 1 with what to run."""
+    from queuekit import migrations
+
     state = current_state()
     engine = state.engine()
     head = migrations.head()
     with database_access(state):
         revision = migrations.current(engine, schema=state.schema)
+        merged = migrations.merged_revision(engine, schema=state.schema)
+        shown = revision or merged
         try:
             migrations.check(engine, schema=state.schema)
         except SchemaNotMigratedError:
             if state.json:
-                print_json({"current": revision, "head": head, "up_to_date": False})
+                print_json(
+                    {"current": shown, "head": head, "up_to_date": False, "merged": bool(merged)}
+                )
             raise
     if state.json:
-        print_json({"current": revision, "head": head, "up_to_date": True})
+        print_json({"current": shown, "head": head, "up_to_date": True, "merged": bool(merged)})
+    elif merged:
+        console().print(
+            f"queuekit's tables are up to date ({head}, merged into your Alembic history)."
+        )
     else:
         console().print(f"queuekit's tables are up to date ({head}).")

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
-from rich.table import Table
 
 from queuekit.cli.app import (
     DURATION,
@@ -19,6 +18,7 @@ from queuekit.cli.app import (
     cli,
     console,
     current_state,
+    failure_details,
     history_table,
     job_detail_table,
     jobs_table,
@@ -27,6 +27,7 @@ from queuekit.cli.app import (
     when,
     window_start,
 )
+from queuekit.errors import UnknownRateLimitError
 from queuekit.types import (
     HISTORY_STATUSES,
     JOB_KEY_MODES,
@@ -69,22 +70,43 @@ def add(
     manager = state.manager()
     if delay is not None:
         run_at = manager.now() + delay
-    job = manager.add_job(
-        task,
-        payload,
-        queue_name=queue_name,
-        run_at=run_at,
-        priority=priority,
-        max_attempts=max_attempts,
-        job_key=job_key,
-        job_key_mode=job_key_mode,
-        flags=flags,
-        rate_limit_key=rate_limit_key,
-    )
+    holder = None
+    if job_key is not None:
+        holder = manager.transactions.run(
+            None, lambda conn: manager.repository.job_with_key(conn, job_key)
+        )
+    try:
+        job = manager.add_job(
+            task,
+            payload,
+            queue_name=queue_name,
+            run_at=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            job_key=job_key,
+            job_key_mode=job_key_mode,
+            flags=flags,
+            rate_limit_key=rate_limit_key,
+        )
+    except UnknownRateLimitError:
+        raise InputError(
+            f"unknown rate-limit key {rate_limit_key!r}; create its bucket first with "
+            f"`queuekit rate-limit set {rate_limit_key} CAPACITY INTERVAL`"
+        ) from None
     if state.json:
         print_json(job)
+        return
+    detail = f"({job.task_identifier}, run at {when(job.run_at)} UTC)"
+    if holder is None:
+        click.echo(f"Added job {job.id} {detail}.")
+    elif holder.id != job.id:
+        click.echo(f"Replaced job {holder.id} (key {job_key!r}) with job {job.id} {detail}.")
+    elif job == holder:
+        click.echo(
+            f"Kept job {job.id}, already queued with key {job_key!r} {detail}; nothing changed."
+        )
     else:
-        console().print(f"Added job {job.id} ({job.task_identifier}, run at {when(job.run_at)}).")
+        click.echo(f"Updated job {job.id} (key {job_key!r}) in place {detail}.")
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -137,6 +159,11 @@ def jobs_show(job_id: uuid.UUID) -> None:
     else:
         out.print(job_detail_table(job))
     out.print(history_table(attempts, title="Attempts (newest first)"))
+    failed = [record for record in attempts if record.error_message or record.error_stack]
+    if failed:
+        out.print("Latest error (`queuekit history --job ID --errors` shows every attempt's):")
+        for line in failure_details(failed[:1]):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.command("history")
@@ -147,6 +174,7 @@ def jobs_show(job_id: uuid.UUID) -> None:
 @click.option("--task", "task_identifier", metavar="TASK")
 @click.option("--status", type=click.Choice(HISTORY_STATUSES))
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--errors", is_flag=True, help="Also print each error in full, with its traceback.")
 @json_option
 def history(
     job_id: uuid.UUID | None,
@@ -156,6 +184,7 @@ def history(
     task_identifier: str | None,
     status: str | None,
     limit: int,
+    errors: bool,
 ) -> None:
     """Attempts, newest first: of one job, or by time window, task and status."""
     state = current_state()
@@ -179,12 +208,19 @@ def history(
         out = console()
         out.print(history_table(records))
         out.print(f"{len(records)} attempt(s)")
+        if errors:
+            for line in failure_details(records):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        elif any(record.error_stack for record in records):
+            out.print("Full errors and tracebacks: add --errors.")
 
 
 @cli.command("stats")
 @json_option
 def stats() -> None:
     """Jobs by status, task and named queue, and how long the oldest has waited."""
+    from rich.table import Table
+
     state = current_state()
     result = state.manager().stats()
     if state.json:
@@ -212,11 +248,11 @@ def stats() -> None:
         queues.add_column("queue")
         for name in JOB_STATUSES:
             queues.add_column(name, justify="right")
-        queues.add_column("locked")
+        queues.add_column("queue lock")
         for queue, counts in sorted(result.by_queue.items()):
             queues.add_row(
                 queue,
                 *(str(counts.get(name, 0)) for name in JOB_STATUSES),
-                "yes" if counts.get("is_locked") else "no",
+                "held" if counts.get("is_locked") else "free",
             )
         out.print(queues)

@@ -8,16 +8,15 @@ import io
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from queuekit import migrations
 from queuekit.cli.app import (
+    DEBUG_ENV,
     DURATION,
     INTERVAL,
     InputError,
@@ -35,7 +34,11 @@ from queuekit.cli.app import (
     progress_bar,
 )
 from queuekit.cli.logs import LOG_FORMATS, LogFormat, logging_to_stderr
-from queuekit.manager import JobManager
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from queuekit.manager import JobManager
 
 # -- maintenance --------------------------------------------------------------------------
 
@@ -51,6 +54,8 @@ from queuekit.manager import JobManager
 @json_option
 def gc(keep_task_identifiers: timedelta) -> None:
     """Delete expired history, empty named queues and unused task identifiers."""
+    from rich.table import Table
+
     state = current_state()
     manager = state.manager()
     counts = {
@@ -85,6 +90,8 @@ def maintain(
     keep_task_identifiers: timedelta,
 ) -> None:
     """Reset expired locks and refill rate limits every interval; GC on a cron schedule."""
+    from rich.table import Table
+
     from queuekit.maintenance import Maintenance
 
     state = current_state()
@@ -144,9 +151,13 @@ def import_object(spec: str, option: str) -> Any:
     except ImportError as error:
         raise InputError(f"{option} {spec!r}: cannot import {module_name!r} ({error})") from error
     except Exception as error:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        frame = traceback.extract_tb(error.__traceback__)[-1]
         raise RuntimeFailure(
             f"{option} {spec!r}: importing {module_name!r} failed with "
-            f"{type(error).__name__}: {error}"
+            f"{type(error).__name__}: {error} (at {frame.filename}:{frame.lineno}); "
+            f"run again with {DEBUG_ENV}=1 to see the traceback"
         ) from error
     for part in attribute.split("."):
         try:
@@ -189,6 +200,8 @@ def load_crontabs(specs: Sequence[str]) -> list[Any]:
 
 def stats_table(stats: Any, title: str) -> Table:
     """A WorkerStats as a one-row table."""
+    from rich.table import Table
+
     table = Table(title=title)
     names = [f.name for f in dataclasses.fields(stats)]
     for name in names:
@@ -226,6 +239,14 @@ def stats_table(stats: Any, title: str) -> Table:
 @click.option("--no-maintenance", is_flag=True, help="Leave maintenance to `queuekit maintain`.")
 @click.option("--crontab", "crontab_specs", multiple=True, metavar="MODULE:LIST")
 @click.option("--drain", is_flag=True, help="Exit once no job is claimable (with a progress bar).")
+@click.option(
+    "--listen-url",
+    envvar="QUEUEKIT_LISTEN_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="Direct PostgreSQL URL to LISTEN on when --database-url goes through PgBouncer.",
+)
+@click.option("--no-listen", is_flag=True, help="Only poll (no LISTEN/NOTIFY).")
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -265,6 +286,8 @@ def worker(
     no_maintenance: bool,
     crontab_specs: tuple[str, ...],
     drain: bool,
+    listen_url: str | None,
+    no_listen: bool,
     log_level: str,
     log_format: LogFormat,
     metrics_port: int | None,
@@ -298,6 +321,8 @@ def worker(
         lock_timeout=lock_timeout,
         maintenance=not no_maintenance,
         crontabs=crontabs,
+        listen=not no_listen,
+        listen_url=listen_url,
     )
     metrics = None
     if metrics_port is not None:
@@ -310,7 +335,7 @@ def worker(
     try:
         with logging_to_stderr(log_level, log_format):
             if drain:
-                drain_worker(state, manager, runner)
+                drain_worker(state, manager, runner, claim, list(forbidden_flags) or None)
             else:
                 runner.run()
     finally:
@@ -322,8 +347,23 @@ def worker(
         console().print(stats_table(runner.stats, f"Worker {runner.worker_id}"))
 
 
-def drain_worker(state: State, manager: JobManager, runner: Any) -> None:
-    """Drain on a background thread, with a progress bar, stopping cleanly on SIGINT/SIGTERM."""
+#: Jobs the drain progress bar counts up front at most (it grows past them as jobs finish).
+DRAIN_COUNT_LIMIT = 100_000
+
+
+def drain_worker(
+    state: State,
+    manager: JobManager,
+    runner: Any,
+    task_identifiers: Sequence[str] | None,
+    forbidden_flags: Sequence[str] | None,
+) -> None:
+    """Drain on a background thread, with a progress bar, stopping cleanly on SIGINT/SIGTERM.
+
+    The bar counts the jobs this worker can claim now (due, of its tasks, not
+    of a forbidden flag), each once when its first attempt ends however it
+    ends; a job that becomes claimable during the drain adds itself to it.
+    """
     from queuekit.signals import stop_signals
 
     stop_requested = threading.Event()
@@ -338,18 +378,31 @@ def drain_worker(state: State, manager: JobManager, runner: Any) -> None:
     thread = threading.Thread(target=work, name="queuekit-drain", daemon=True)
     progress = None if state.json else progress_bar()
     if progress is not None:
-        waiting = manager.stats().by_status.get("available", 0)
-        bar = progress.add_task("Draining", total=waiting or None)
-        finished = [0]
+        pending = set(
+            manager.transactions.run(
+                None,
+                lambda conn: manager.repository.claimable_job_ids(
+                    conn, task_identifiers, forbidden_flags, DRAIN_COUNT_LIMIT
+                ),
+            )
+        )
+        total = [len(pending)]
+        seen: set[Any] = set()
+        bar = progress.add_task("Draining", total=total[0] or None)
         lock = threading.Lock()
 
-        def advance(_event: Any) -> None:
+        def advance(event: Any) -> None:
+            job_id = event.data.get("job_id")
             with lock:
-                finished[0] += 1
-                progress.update(bar, completed=finished[0])
+                if job_id in seen:
+                    return
+                seen.add(job_id)
+                if job_id not in pending:
+                    total[0] += 1
+                progress.update(bar, total=total[0], completed=len(seen))
 
-        runner.on("job/completed", advance)
-        runner.on("job/exhausted", advance)
+        for name in ("job/completed", "job/failed", "job/exhausted", "job/partial-success"):
+            runner.on(name, advance)
         progress.start()
     try:
         with stop_signals(lambda _force: stop_requested.set()):
@@ -369,7 +422,11 @@ def drain_worker(state: State, manager: JobManager, runner: Any) -> None:
 @json_option
 def demo() -> None:
     """Run a few hundred jobs of every kind through a worker (use a fresh SQLite file)."""
+    from rich.console import Console
+
     from queuekit import demo as demo_module
+    from queuekit import migrations
+    from queuekit.manager import JobManager
     from queuekit.types import RetryPolicy
 
     state = current_state()

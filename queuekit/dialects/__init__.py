@@ -15,8 +15,8 @@ from queuekit.dialects.base import DialectSupport
 from queuekit.errors import UnsupportedDatabaseError
 
 
-def support_for(dialect: Dialect) -> DialectSupport:
-    """Return the seam implementation for a SQLAlchemy dialect."""
+def support_for(dialect: Dialect | type[Dialect]) -> DialectSupport:
+    """Return the seam implementation for a SQLAlchemy dialect (or dialect class)."""
     name = dialect.name
     if name == "postgresql":
         from queuekit.dialects.postgresql import PostgreSQLSupport

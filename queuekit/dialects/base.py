@@ -11,6 +11,11 @@ from sqlalchemy import BigInteger, Column, ColumnElement, Connection, Engine, Ta
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
+#: Execution option that marks a connection whose next transaction queuekit opens
+#: for itself (not the application's), so a dialect may set that transaction up
+#: differently when it begins (SQLite takes the write lock at once).
+OWN_TRANSACTION = "queuekit_own_transaction"
+
 
 class Listener(Protocol):
     """A dedicated connection that waits for enqueue notifications."""
@@ -69,6 +74,25 @@ class DialectSupport:
 
     def clear_statement_time(self, connection: Connection) -> None:
         """Undo :meth:`limit_statement_time` where it outlives the transaction."""
+
+    def client_connect_args(self, *, pooler: str | None) -> dict[str, Any]:
+        """Driver connect arguments for an engine queuekit makes itself.
+
+        ``pooler`` is ``"transaction"`` when connections go through a
+        transaction-pooling proxy such as PgBouncer (then nothing may rely on
+        session state). Empty where the dialect needs nothing.
+        """
+        return {}
+
+    def connection_label(self, name: str) -> dict[str, Any]:
+        """Connect arguments that name new connections after ``name`` on the server.
+
+        Empty where the server has no such label.
+        """
+        return {}
+
+    def check_own_transaction(self, engine: Engine) -> None:
+        """Refuse, before it begins, an own transaction that could never get its locks."""
 
     def now(self) -> ColumnElement[datetime]:
         """The database clock every statement reads (see :attr:`clock_offset_ms`)."""

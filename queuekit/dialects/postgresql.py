@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
+import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     cast,
+    event,
     func,
     literal,
     literal_column,
@@ -39,6 +43,47 @@ from queuekit.models import UTCDateTime
 
 #: The channel workers LISTEN on; one notification per enqueue transaction.
 NOTIFY_CHANNEL = "queuekit_jobs"
+#: libpq TCP keepalives for the connections queuekit opens itself: a peer that
+#: vanished (cut link, dead host) is noticed after about 5 + 3 * 2 s idle, and a
+#: write nobody acknowledges fails after 15 s instead of the kernel's minutes.
+CLIENT_KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
+#: Longest application_name PostgreSQL keeps (NAMEDATALEN - 1).
+LABEL_LENGTH = 63
+
+_PREPARED_MARK = "_queuekit_prepared"
+
+
+def exact_float_dumps(value: Any) -> str:
+    """``json.dumps``, except that floats written with an exponent get a decimal point.
+
+    JSONB keeps numbers as ``numeric``, which remembers digits after a decimal
+    point but not an exponent: ``1e+308`` would come back as an integer of 309
+    digits. Written as ``1000...0.0`` it comes back as the same float.
+    """
+    text = json.dumps(value)
+    if "e+" not in text:
+        return text
+    token = uuid.uuid4().hex
+    numbers: list[str] = []
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, float) and "e+" in repr(node):
+            numbers.append(format(decimal.Decimal(repr(node)), "f") + ".0")
+            return f"\x00{token}{len(numbers) - 1}\x00"
+        if isinstance(node, dict):
+            return {key: swap(item) for key, item in node.items()}
+        if isinstance(node, list | tuple):
+            return [swap(item) for item in node]
+        return node
+
+    placeholder = re.compile(r'"\\u0000' + token + r'(\d+)\\u0000"')
+    return placeholder.sub(lambda found: numbers[int(found.group(1))], json.dumps(swap(value)))
 
 
 class PostgreSQLSupport(OnConflictSupport):
@@ -52,6 +97,35 @@ class PostgreSQLSupport(OnConflictSupport):
 
     def minimum_version(self, dialect: Dialect) -> tuple[str, tuple[int, ...]]:
         return "PostgreSQL", (13,)
+
+    def prepare_engine(self, engine: Engine) -> None:
+        # An application that chose its own JSON serializer keeps it.
+        custom = getattr(engine.dialect, "_json_serializer", None)
+        if getattr(engine, _PREPARED_MARK, False) or custom is not None:
+            return
+        setattr(engine, _PREPARED_MARK, True)
+
+        # "checkout", not "connect": connections already in the pool need it too.
+        @event.listens_for(engine, "checkout")
+        def _configure(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            if record.info.get(_PREPARED_MARK):
+                return
+            record.info[_PREPARED_MARK] = True
+            set_json_dumps(exact_float_dumps, record.driver_connection)
+
+    def client_connect_args(self, *, pooler: str | None) -> dict[str, Any]:
+        args = dict(CLIENT_KEEPALIVES)
+        if pooler == "transaction":
+            # psycopg prepares a statement on the server after 5 runs; behind a
+            # transaction pooler the next transaction may reach another server
+            # connection that never saw it (PgBouncer before 1.21 cannot help).
+            args["prepare_threshold"] = None
+        return args
+
+    def connection_label(self, name: str) -> dict[str, Any]:
+        # A startup parameter, not a SET: it survives transaction pooling
+        # (PgBouncer tracks application_name per client).
+        return {"application_name": name[:LABEL_LENGTH]}
 
     def server_now(self) -> ColumnElement[datetime]:
         # statement_timestamp(): one value per statement, unlike now()'s

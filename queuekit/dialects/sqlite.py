@@ -1,9 +1,12 @@
-"""SQLite: one writer at a time (WAL, busy timeout, BEGIN IMMEDIATE), text timestamps."""
+"""SQLite: one writer at a time (WAL, busy timeout, immediate own transactions), text times."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -25,7 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Dialect
 
+from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.dialects.on_conflict import OnConflictSupport
+from queuekit.errors import InvalidArgumentError
 from queuekit.models import UTCDateTime
 
 # SQLAlchemy stores SQLite timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff'; SQLite's
@@ -34,6 +39,37 @@ from queuekit.models import UTCDateTime
 _TIMESTAMP = "%Y-%m-%d %H:%M:%f"
 _PREPARED_MARK = "_queuekit_prepared"
 BUSY_TIMEOUT_MS = 30_000
+
+
+_threads = threading.local()
+#: An open transaction of this thread: the asyncio task that began it (None
+#: outside an event loop), and None when it holds the write lock from BEGIN,
+#: else the connection's change count at BEGIN (it holds the lock once it wrote).
+_Opened = tuple[int | None, int | None]
+
+
+def _open_here() -> weakref.WeakKeyDictionary[Connection, _Opened]:
+    """This thread's open transactions on SQLite engines."""
+    found: weakref.WeakKeyDictionary[Connection, _Opened] | None = getattr(_threads, "open", None)
+    if found is None:
+        found = _threads.open = weakref.WeakKeyDictionary()
+    return found
+
+
+def _current_task() -> int | None:
+    """The asyncio task running now: coroutines of one loop share its thread but not its waits."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop runs in this thread
+        return None
+    return None if task is None else id(task)
+
+
+def _total_changes(connection: Connection) -> int | None:
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return dbapi_connection.total_changes
+    return None
 
 
 class SQLiteSupport(OnConflictSupport):
@@ -65,20 +101,58 @@ class SQLiteSupport(OnConflictSupport):
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            # PRAGMA synchronous is left alone: durability is the application's choice.
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            # A deferred transaction that reads and then writes can fail at once
-            # with SQLITE_BUSY when another writer got in between; taking the
-            # write lock at BEGIN makes writers queue on the busy timeout instead.
+        def _begin(connection: Connection) -> None:
+            # With the driver's own transaction handling off, every transaction
+            # begins here. queuekit's own transactions take the write lock up
+            # front: a deferred transaction that reads and then writes can fail
+            # at once with SQLITE_BUSY when another writer got in between, while
+            # BEGIN IMMEDIATE makes writers queue on the busy timeout instead.
+            # The application's transactions stay deferred, so its readers never
+            # wait for a writer (WAL).
             dbapi_connection = connection.connection.dbapi_connection
             if isinstance(dbapi_connection, sqlite3.Connection) and (
                 dbapi_connection.isolation_level is not None or dbapi_connection.in_transaction
             ):
                 return
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            own = connection.get_execution_options().get(OWN_TRANSACTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if own else "BEGIN")
+            # An IMMEDIATE transaction holds the write lock from BEGIN; a deferred
+            # one only once it has written (its total_changes moved).
+            _open_here()[connection] = (
+                _current_task(),
+                None if own else _total_changes(connection),
+            )
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _ended(connection: Connection) -> None:
+            _open_here().pop(connection, None)
+
+    def check_own_transaction(self, engine: Engine) -> None:
+        # SQLite has one writer. A transaction of this thread that holds the
+        # write lock would make queuekit's own transaction wait for it until
+        # the busy timeout and then fail, every time: the thread waits for itself.
+        # Other coroutines of the same thread hold their locks independently:
+        # waiting for them is fine (aiosqlite waits off the event loop).
+        database = engine.url.database
+        task = _current_task()
+        for connection, (opener, changes) in list(_open_here().items()):
+            if connection.closed or not connection.in_transaction():
+                continue
+            if opener != task or connection.engine.url.database != database:
+                continue
+            if changes is None or _total_changes(connection) != changes:
+                raise InvalidArgumentError(
+                    "this thread has a transaction open on this SQLite database that holds "
+                    "its write lock (a Session or Connection that wrote); SQLite allows one "
+                    "writer, so a transaction of queuekit's own would wait for it and fail: "
+                    "pass session= (that Session or Connection) to work in its transaction, "
+                    "or commit it first"
+                )
 
     def server_now(self) -> ColumnElement[datetime]:
         return type_coerce(func.strftime(_TIMESTAMP, "now").concat("000"), UTCDateTime())

@@ -267,10 +267,21 @@ class Admin(Outcomes):
         return len(rows)
 
     def gc_job_history(self, conn: Connection, limit: int) -> int:
-        """Delete up to ``limit`` expired history rows; returns how many."""
+        """Delete up to ``limit`` expired history rows; returns how many.
+
+        Expiry counts from the claim, so a job running longer than its
+        retention has an expired ``started`` row: that row is kept while its
+        job still holds the claim, or the attempt would leave no history.
+        """
+        running = exists().where(
+            jobs.c.correlation_id == job_history.c.correlation_id, jobs.c.locked_at.is_not(None)
+        )
         expired = (
             select(job_history.c.id)
-            .where(job_history.c.expires_at < self.dialect.now())
+            .where(
+                job_history.c.expires_at < self.dialect.now(),
+                or_(job_history.c.status != "started", ~running),
+            )
             .order_by(job_history.c.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

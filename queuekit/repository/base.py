@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from queuekit.dialects import DialectSupport
+from queuekit.limits import MAX_DOCUMENT_BYTES, storable_text
 from queuekit.models import (
     job_history,
     job_queues,
@@ -37,6 +38,10 @@ T = TypeVar("T")
 
 #: Rows per statement for bulk writes and for ``IN`` lists.
 CHUNK = 1000
+#: Bytes of JSON payload one statement carries at most: MySQL/MariaDB send a
+#: statement as one packet of at most ``max_allowed_packet`` (16 MiB by default
+#: on MariaDB), and escaping inside the statement can double the JSON text.
+STATEMENT_PAYLOAD_BYTES = MAX_DOCUMENT_BYTES
 #: Keyless jobs from which a bulk enqueue uses the dialect's bulk-load path (COPY).
 COPY_THRESHOLD = 200
 #: The columns a bulk load writes; the others take their server defaults.
@@ -72,25 +77,24 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-#: Longest error message or traceback stored, in characters. MySQL's TEXT holds
-#: 65,535 bytes, so four bytes per character must still fit.
-ERROR_TEXT_LIMIT = 16_000
+def sized_chunks(
+    items: Sequence[T],
+    weights: Sequence[int],
+    size: int = CHUNK,
+    budget: int = STATEMENT_PAYLOAD_BYTES,
+) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items whose weights add up to at most ``budget``.
 
-
-def _storable(text: str) -> str:
-    """``text`` as every dialect can store it: no NUL characters, bounded length.
-
-    PostgreSQL rejects NUL in text columns, and an over-long traceback (a
-    RecursionError's runs to hundreds of kilobytes) overflows MySQL's TEXT; either
-    would make the whole outcome unwritable. The middle of an over-long text goes.
+    A slice always holds at least one item, so one heavy item still goes alone.
     """
-    text = text.replace("\x00", "\\x00")
-    if len(text) <= ERROR_TEXT_LIMIT:
-        return text
-    marker = f"\n[... {len(text) - ERROR_TEXT_LIMIT} characters omitted ...]\n"
-    keep = ERROR_TEXT_LIMIT - len(marker)
-    head = keep // 2
-    return text[:head] + marker + text[len(text) - (keep - head) :]
+    start = total = 0
+    for index, weight in enumerate(weights):
+        if index > start and (index - start >= size or total + weight > budget):
+            yield items[start:index]
+            start, total = index, 0
+        total += weight
+    if start < len(items):
+        yield items[start:]
 
 
 def error_text(error: BaseException | str | None) -> tuple[str | None, str | None]:
@@ -98,10 +102,16 @@ def error_text(error: BaseException | str | None) -> tuple[str | None, str | Non
     if error is None:
         return None, None
     if isinstance(error, BaseException):
-        message = str(error) or type(error).__name__
-        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return _storable(message), _storable(stack)
-    return _storable(str(error)), None
+        try:
+            message = str(error) or type(error).__name__
+        except Exception:  # a broken __str__ must not cost the attempt its outcome
+            message = f"{type(error).__name__} (its message could not be rendered)"
+        try:
+            stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        except Exception:
+            stack = None
+        return storable_text(message), None if stack is None else storable_text(stack)
+    return storable_text(str(error)), None
 
 
 @dataclass(frozen=True)

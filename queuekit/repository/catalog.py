@@ -25,6 +25,7 @@ from queuekit.rows import (
     rate_limit_from_row,
     task_identifier_from_row,
 )
+from queuekit.session import after_transaction
 from queuekit.types import (
     RateLimit,
     TaskIdentifier,
@@ -108,6 +109,8 @@ class Catalog(RepositoryBase):
                 self._touched[identifier] = moment
         if not due:
             return
+        # A rollback undoes the rows: touch them again next time.
+        after_transaction(conn, rolled_back=lambda: self.forget_touches(due))
         now = self.dialect.now()
         rows = [{"identifier": i, "created_at": now, "last_used": now} for i in due]
         self.run(
@@ -115,10 +118,14 @@ class Catalog(RepositoryBase):
             self.dialect.upsert(task_identifiers, rows, ["identifier"], {"last_used": now}),
         )
 
-    def forget_touches(self) -> None:
-        """Drop the touch throttle (after a rollback that may have undone the rows)."""
+    def forget_touches(self, identifiers: Iterable[str] | None = None) -> None:
+        """Drop the touch throttle of these identifiers (None: all), whose rows may be gone."""
         with self._touch_lock:
-            self._touched.clear()
+            if identifiers is None:
+                self._touched.clear()
+            else:
+                for identifier in identifiers:
+                    self._touched.pop(identifier, None)
 
     def known_rate_limit_keys(self, conn: Connection, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` are registered."""

@@ -116,6 +116,20 @@ class Claim(Enqueue):
         chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
         return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
 
+    def claim_saved(self, conn: Connection, claimed: Sequence[Job]) -> bool:
+        """Whether a claim whose COMMIT was lost landed (its history rows exist).
+
+        Locking the claimed jobs first waits for that transaction, should the
+        server still be finishing it, so the answer is final.
+        """
+        if not claimed:
+            return True  # nothing was locked: the empty result stands either way
+        ids = sorted(job.id for job in claimed)
+        self.run(conn, select(jobs.c.id).where(jobs.c.id.in_(ids)).with_for_update())
+        opened = [job.correlation_id for job in claimed]
+        found = select(job_history.c.id).where(job_history.c.id.in_(opened)).limit(1)
+        return self.run(conn, found).first() is not None
+
     @staticmethod
     def _further_candidates(
         seen: Sequence[uuid.UUID], closed_queues: set[str], closed_keys: set[str]
@@ -159,6 +173,19 @@ class Claim(Enqueue):
         if forbidden_flags:
             conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
         return and_(*conditions)
+
+    def claimable_job_ids(
+        self,
+        conn: Connection,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        limit: int,
+    ) -> list[uuid.UUID]:
+        """Ids of up to ``limit`` jobs a worker with these filters could claim now."""
+        statement = (
+            select(jobs.c.id).where(self.claimable(task_identifiers, forbidden_flags)).limit(limit)
+        )
+        return list(self.run(conn, statement).scalars())
 
     def claim_candidates_statement(
         self,

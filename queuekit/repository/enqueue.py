@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -14,17 +15,19 @@ from sqlalchemy import (
     Connection,
     bindparam,
     delete,
+    exists,
     func,
+    or_,
     select,
     update,
 )
 
-from queuekit.ids import uuid7
 from queuekit.models import (
     UTCDateTime,
+    job_history,
     jobs,
 )
-from queuekit.repository.base import CHUNK, COPIED_COLUMNS, COPY_THRESHOLD, chunks
+from queuekit.repository.base import CHUNK, COPIED_COLUMNS, COPY_THRESHOLD, chunks, sized_chunks
 from queuekit.repository.reading import Reading
 from queuekit.rows import (
     job_from_row,
@@ -45,7 +48,8 @@ class Enqueue(Reading):
         results: list[Job | None] = [None] * len(new_jobs)
         plain = [(i, j) for i, j in enumerate(new_jobs) if j.job_key is None]
         if plain:
-            inserted = self._insert_plain(conn, [self._new_row(j) for _, j in plain])
+            rows = [self._new_row(j) for _, j in plain]
+            inserted = self._insert_plain(conn, rows, [j.payload_bytes for _, j in plain])
             for (index, _), job in zip(plain, inserted, strict=True):
                 results[index] = job
         groups: dict[str, list[tuple[int, NewJob]]] = {}
@@ -56,9 +60,23 @@ class Enqueue(Reading):
             self._add_keyed(conn, groups, results)
         return [job for job in results if job is not None]
 
+    def any_job_saved(self, conn: Connection, ids: Sequence[uuid.UUID]) -> bool:
+        """Whether any of these job ids was stored: still queued, or with a history row.
+
+        Tells whether an enqueue whose COMMIT was lost landed: its jobs may
+        have been claimed and completed (deleted) since, but not without
+        leaving history.
+        """
+        for part in chunks(list(ids)):
+            queued = exists().where(jobs.c.id.in_(list(part)))
+            ran = exists().where(job_history.c.job_id.in_(list(part)))
+            if self.run(conn, select(or_(queued, ran))).scalar():
+                return True
+        return False
+
     def _new_row(self, new_job: NewJob, *, run_at: datetime | None = None) -> dict[str, Any]:
         row: dict[str, Any] = {
-            "id": uuid7(),
+            "id": new_job.id,
             "task_identifier": new_job.task_identifier,
             "payload": new_job.payload,
             "priority": new_job.priority,
@@ -96,7 +114,9 @@ class Enqueue(Reading):
     def _insert_returning_statement(self) -> Any:
         return self._insert_statement.returning(*jobs.c, sort_by_parameter_order=True)
 
-    def _insert_plain(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Job]:
+    def _insert_plain(
+        self, conn: Connection, rows: list[dict[str, Any]], sizes: Sequence[int]
+    ) -> list[Job]:
         if len(rows) >= COPY_THRESHOLD and self.dialect.bulk_loads:
             return self._copy_plain(conn, rows)
         statement = self._insert_statement
@@ -104,10 +124,10 @@ class Enqueue(Reading):
         if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
             by_id = {}
             returning = self._insert_returning_statement
-            for part in chunks(rows):
+            for part in sized_chunks(rows, sizes):
                 by_id.update((row.id, row) for row in self.run(conn, returning, list(part)))
         else:
-            for part in chunks(rows):
+            for part in sized_chunks(rows, sizes):
                 self.run(conn, statement, list(part))
             by_id = self._select_jobs(conn, [r["id"] for r in rows])
         return [job_from_row(by_id[r["id"]]) for r in rows]
@@ -258,7 +278,9 @@ class Enqueue(Reading):
         self._preserve_run_at(conn, preserved)
 
         inserted: set[Any] = set()
-        for batch in chunks(list(inserts.values())):
+        keyed = list(inserts.values())
+        sizes = [len(json.dumps(row["payload"])) for row in keyed]
+        for batch in sized_chunks(keyed, sizes):
             inserted |= self._insert_skipping_key_conflicts(conn, batch)
         conflicted = {key for key, row in inserts.items() if row["id"] not in inserted}
 
@@ -354,7 +376,9 @@ class Enqueue(Reading):
     def _preserve_run_at(self, conn: Connection, updates: Mapping[uuid.UUID, NewJob]) -> None:
         """Update available rows in place but keep their ``run_at``: a few rows per statement."""
         now = self.dialect.now()
-        for part in chunks(list(updates), CHUNK // 2):
+        ids = list(updates)
+        sizes = [updates[job_id].payload_bytes for job_id in ids]
+        for part in sized_chunks(ids, sizes, CHUNK // 2):
             fields: dict[str, dict[uuid.UUID, Any]] = {
                 name: {job_id: getattr(updates[job_id], name) for job_id in part}
                 for name in (

@@ -189,6 +189,23 @@ class Outcomes(Claim):
                 finished.append(FinishedJob(outcome, job_from_row(row), row.id in exhausted))
         return finished
 
+    def outcomes_saved(self, conn: Connection, finished: Sequence[FinishedJob]) -> bool:
+        """Whether a ``finish_jobs`` whose COMMIT was lost landed (its attempts are closed).
+
+        Locking the jobs first waits for that transaction, should the server
+        still be finishing it. When it did not land, running it again is safe:
+        it acts only on attempts the worker still owns.
+        """
+        if not finished:
+            return True  # it changed nothing
+        ids = sorted(f.outcome.job.id for f in finished)
+        self.run(conn, select(jobs.c.id).where(jobs.c.id.in_(ids)).with_for_update())
+        closed = select(job_history.c.id).where(
+            job_history.c.id.in_([f.outcome.job.correlation_id for f in finished]),
+            job_history.c.status != "started",
+        )
+        return self.run(conn, closed.limit(1)).first() is not None
+
     def _close_history(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
         """Close the ``started`` rows of these attempts with their outcomes, in one statement."""
         by_correlation = {o.job.correlation_id: o for o in outcomes}

@@ -13,6 +13,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    union,
     union_all,
 )
 
@@ -81,6 +82,27 @@ class Reading(Catalog):
             .order_by(job_history.c.started_at.desc(), job_history.c.id.desc())
         )
         return [history_from_row(row) for row in self.run(conn, statement)]
+
+    def job_with_key(self, conn: Connection, job_key: str) -> Job | None:
+        """The job holding ``job_key``, or None."""
+        row = self.run(conn, select(jobs).where(jobs.c.job_key == job_key)).first()
+        return None if row is None else job_from_row(row)
+
+    def job_ids_between(
+        self, conn: Connection, low: uuid.UUID, high: uuid.UUID, limit: int
+    ) -> list[uuid.UUID]:
+        """Ids of queued jobs and of jobs with history in ``[low, high]``, at most ``limit``.
+
+        Every dialect orders stored UUIDs as their hex digits, so an id prefix
+        is such a range (a prefix match would need a dialect-specific cast).
+        """
+        queued = select(jobs.c.id.label("id")).where(jobs.c.id.between(low, high))
+        recorded = select(job_history.c.job_id.label("id")).where(
+            job_history.c.job_id.between(low, high)
+        )
+        found = union(queued, recorded).subquery()
+        statement = select(found.c.id).order_by(found.c.id).limit(limit)
+        return list(self.run(conn, statement).scalars())
 
     def query_history(
         self,

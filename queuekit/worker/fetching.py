@@ -73,6 +73,8 @@ class Fetcher:
                 if state.suspect_orphans:
                     self._release_orphans()
                 claim_started = time.monotonic()
+                with state.lock:
+                    holding = bool(state.held)
                 jobs = settings.manager.get_jobs(
                     settings.worker_id,
                     task_identifiers=settings.task_identifiers,
@@ -95,11 +97,16 @@ class Fetcher:
             with state.lock:
                 state.claim_seconds = ewma(state.claim_seconds, time.monotonic() - claim_started)
                 self._update_prefetch()
+                if not holding:
+                    # Every lock we hold now was taken by this claim.
+                    state.lease_from = max(state.lease_from, claim_started)
             self._accept(jobs, want)
 
     def _wanted(self) -> int:
         """Jobs to claim now: idle task slots plus prefetch, minus what is waiting."""
         state = self.state
+        if state.fenced:
+            return 0
         idle = state.settings.concurrency - state.busy
         want = idle + state.prefetch - len(state.ready)
         # Top up only once the buffer ran low, so claims come in useful batches.

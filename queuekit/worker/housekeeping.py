@@ -1,14 +1,15 @@
 """Housekeeping: heartbeats, ``job_timeout``, and the maintenance and cron threads.
 
-The housekeeper thread refreshes the lock of every job this worker holds
-and the worker's own row in ``queuekit_workers`` every
+The housekeeper thread refreshes the lock of every job this worker holds,
+and the worker's own row in ``queuekit_workers``, every
 ``settings.heartbeat_every`` seconds, so lock expiry never takes a live job
-and nobody mistakes the worker for a dead one, and checks what it
-refreshed: an attempt whose lock was taken away is cancelled and its late
-outcome dropped (``job/lock-lost``). It also fails attempts that overrun
-``job_timeout``. For thread tasks both are cooperative: the attempt is
-settled at once and ``ctx.cancelled`` set, but the thread stays busy until
-the task returns.
+and no live worker looks dead. It checks what it refreshed: an attempt whose
+lock was taken away is cancelled and its late outcome dropped
+(``job/lock-lost``). Each refresh that succeeds renews the worker's lease
+against self-fencing (:mod:`~queuekit.worker.fencing`); while fenced it is
+the probe that lifts the fence. It also fails attempts that overrun ``job_timeout``.
+For thread tasks both are cooperative: the attempt is settled at once and
+``ctx.cancelled`` set, but the thread stays busy until the task returns.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from queuekit.errors import QueueKitError
 from queuekit.repository import Outcome
 from queuekit.types import Job
 from queuekit.worker.context import JobTimeoutError
+from queuekit.worker.fencing import Fence
 from queuekit.worker.reporting import Reporter
 from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
 
@@ -35,9 +37,12 @@ Spawn = Callable[[Callable[[], None], str, list[threading.Thread]], None]
 class Housekeeper:
     """Keeps held locks fresh, enforces timeouts, runs maintenance and cron."""
 
-    def __init__(self, state: WorkerState, reporter: Reporter, crontabs: Iterable[object]) -> None:
+    def __init__(
+        self, state: WorkerState, reporter: Reporter, crontabs: Iterable[object], fence: Fence
+    ) -> None:
         self.state = state
         self.reporter = reporter
+        self.fence = fence
         cron = CronScheduler(
             state.settings.manager, crontabs, on_fired=self._cron_fired, on_error=self._cron_error
         )
@@ -119,20 +124,23 @@ class Housekeeper:
         """Refresh every held lock, then stop the attempts whose lock turned out gone."""
         state = self.state
         settings = state.settings
+        sent = time.monotonic()
         self.guarded("worker registry", self._touch_registry)
         with state.lock:
             jobs = list(state.held.values())
-        if not jobs:
-            return
+            fenced = state.fenced
         held: set[object] = set()
-        for start in range(0, len(jobs), HEARTBEAT_CHUNK):
-            chunk = jobs[start : start + HEARTBEAT_CHUNK]
-            try:
+        try:
+            if not jobs and fenced:
+                settings.manager.now()  # a fenced worker's probe: does the database answer?
+            for start in range(0, len(jobs), HEARTBEAT_CHUNK):
+                chunk = jobs[start : start + HEARTBEAT_CHUNK]
                 still = settings.manager.heartbeat(settings.worker_id, chunk)
-            except Exception as error:
-                self.reporter.bookkeeping_error("heartbeat", error)
-                return
-            held.update(job.correlation_id for job in still)
+                held.update(job.correlation_id for job in still)
+        except Exception as error:
+            self.reporter.bookkeeping_error("heartbeat", error)
+            return
+        self.fence.confirmed(sent)
         lost = [job for job in jobs if job.correlation_id not in held]
         if lost:
             self._locks_lost(lost)

@@ -11,16 +11,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from sqlalchemy import URL, Engine
+from sqlalchemy.pool import NullPool
+
+from queuekit.connections import create_engine, label_connections, worker_budget
 from queuekit.durations import Duration, parse_duration
 from queuekit.errors import InvalidArgumentError, QueueKitError
 from queuekit.events import Event, EventBus
-from queuekit.maintenance import DEFAULT_LOCK_TIMEOUT, Maintenance, heartbeat_interval
+from queuekit.maintenance import (
+    DEFAULT_LOCK_TIMEOUT,
+    Maintenance,
+    fence_after,
+    heartbeat_interval,
+)
 from queuekit.manager import JobManager
 from queuekit.repository import Outcome
 from queuekit.signals import stop_signals
 from queuekit.types import WorkerStats
 from queuekit.validation import check_int, check_names, check_worker_id
 from queuekit.worker.context import ShutdownError, TaskFunction, task_kind
+from queuekit.worker.fencing import Fence
 from queuekit.worker.fetching import BOOKKEEPING_GRACE, Fetcher
 from queuekit.worker.flushing import Flusher
 from queuekit.worker.housekeeping import Housekeeper
@@ -69,7 +79,18 @@ class Worker:
             Claimed jobs that never start are released on shutdown.
         lock_timeout: locks older than this are reset by maintenance; this
             worker refreshes its locks every ``min(30 s, lock_timeout / 5)``.
+            It must match the maintenance that protects this worker's locks
+            (default: both ten minutes): a worker that could refresh no lock
+            for 3/4 of it gives its running jobs up (self-fencing, see
+            :mod:`queuekit.worker.fencing`) and claims again once the
+            database answers.
         history_retention: how long the attempts' history rows are kept.
+        listen: on PostgreSQL, wake on LISTEN/NOTIFY (True) or only poll (False).
+        listen_url: where to LISTEN instead of the manager's engine: a direct
+            PostgreSQL URL when the manager's engine goes through a
+            transaction-pooling PgBouncer, which cannot LISTEN. The worker
+            makes that engine itself (keepalives on, see
+            :func:`queuekit.connections.create_engine`).
     """
 
     def __init__(
@@ -89,6 +110,8 @@ class Worker:
         prefetch: int | None = None,
         lock_timeout: Duration = DEFAULT_LOCK_TIMEOUT,
         history_retention: Duration = "30 days",
+        listen: bool = True,
+        listen_url: str | URL | None = None,
     ) -> None:
         if not isinstance(manager, JobManager):
             raise InvalidArgumentError(f"Worker needs a JobManager, not {type(manager).__name__}")
@@ -111,6 +134,15 @@ class Worker:
             upkeep = None
         else:
             raise InvalidArgumentError("maintenance must be True, False or a Maintenance")
+        if not isinstance(listen, bool):
+            raise InvalidArgumentError("listen must be True or False")
+        listen_engine: Engine | None = None
+        if listen and manager.dialect.notifies:
+            listen_engine = (
+                manager.engine
+                if listen_url is None
+                else create_engine(listen_url, poolclass=NullPool)
+            )
         settings = WorkerSettings(
             manager=manager,
             tasks=dict(tasks),
@@ -133,13 +165,16 @@ class Worker:
             lock_timeout=locks_expire,
             history_retention=parse_duration(history_retention, name="history_retention"),
             heartbeat_every=heartbeat_interval(locks_expire),
+            fence_after=fence_after(locks_expire),
             maintenance=upkeep,
+            listen_engine=listen_engine,
         )
         #: Listeners registered with :meth:`on`.
         self.events = EventBus()
         self._state = WorkerState(settings, self.events)
         self._reporter = Reporter(self._state)
-        self._housekeeper = Housekeeper(self._state, self._reporter, crontabs)
+        self._fence = Fence(self._state, self._reporter)
+        self._housekeeper = Housekeeper(self._state, self._reporter, crontabs, self._fence)
         self._runner = Runner(self._state, self._spawn)
         self._fetcher = Fetcher(self._state, self._reporter, self._runner.dispatch)
         self._flusher = Flusher(self._state, self._reporter)
@@ -152,6 +187,13 @@ class Worker:
         self.concurrency = settings.concurrency
         self.maintenance = settings.maintenance
         self.cron = self._housekeeper.cron
+        #: Most database connections this worker holds at once (its tasks' own not included).
+        self.connection_budget = worker_budget(
+            maintenance=upkeep is not None,
+            cron=self.cron is not None,
+            listening=listen_engine is not None,
+        )
+        self._unlabel: Callable[[], None] = lambda: None
 
     # -- public API ---------------------------------------------------------------
 
@@ -194,7 +236,8 @@ class Worker:
         Claimed jobs not yet started are released (their attempt is not
         consumed); running tasks get ``timeout`` (default
         ``shutdown_timeout``) to finish, with ``ctx.cancelled`` set; those
-        still running then are failed with a :class:`ShutdownError`.
+        still running then are failed with a :class:`ShutdownError` (an
+        async task is also cancelled: ``asyncio.CancelledError`` inside it).
         Pending outcomes are flushed before it returns. Called from a task or
         an event listener, it asks for the stop and returns at once.
         """
@@ -247,11 +290,22 @@ class Worker:
             state.reset(mode)
             state.active = True
             state.finished.clear()
+        undo = [label_connections(self.manager.engine, self.worker_id)]
+        listen_engine = self.settings.listen_engine
+        if listen_engine is not None and listen_engine is not self.manager.engine:
+            undo.append(label_connections(listen_engine, self.worker_id))
+
+        def unlabel() -> None:
+            for step in undo:
+                step()
+
+        self._unlabel = unlabel
         try:
             self.manager.check_database()
             # Refuses an id a live worker holds, before anything is claimed.
             self._housekeeper.register()
         except BaseException:
+            self._unlabel()
             with state.lock:
                 state.active = False
                 state.finished.set()
@@ -259,16 +313,18 @@ class Worker:
         self._runner.start()
         self._spawn(self._flusher.loop, "flusher", state.service_threads)
         self._spawn(self._housekeeper.loop, "housekeeper", state.service_threads)
+        self._spawn(self._fence.loop, "fence", state.service_threads)
         if mode == "run":
-            if self.manager.dialect.notifies:
+            if self.settings.listen_engine is not None:
                 self._spawn(self._listener.loop, "listener", state.service_threads)
             self._housekeeper.start_background(self._spawn)
         log.info(
-            "worker %s started (%s, concurrency %d, prefetch %d)",
+            "worker %s started (%s, concurrency %d, prefetch %d, up to %d database connections)",
             self.worker_id,
             mode,
             self.concurrency,
             self.settings.prefetch,
+            self.connection_budget,
         )
         self._reporter.emit(
             "pool/start", {"worker_id": self.worker_id, "concurrency": self.concurrency}
@@ -361,6 +417,7 @@ class Worker:
         self._reporter.emit("pool/stop", {"worker_id": self.worker_id, "forced": forced})
         self.events.flush()
         log.info("worker %s stopped", self.worker_id)
+        self._unlabel()
         with state.lock:
             state.active = False
         state.finished.set()

@@ -2,6 +2,9 @@
 
 Dialects without notifications return no listener and the thread ends at
 once; the fetch loop polls every ``poll_interval`` on every dialect anyway.
+The listener connects through ``Worker(listen_url=...)`` when given (behind a
+transaction pooler LISTEN needs a direct connection), else through the
+manager's engine; ``Worker(listen=False)`` only polls.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ class Listener:
     def loop(self) -> None:
         """Listen until the background threads are told to stop."""
         state = self.state
-        manager = state.settings.manager
+        settings = state.settings
+        engine = settings.listen_engine
+        if engine is None:
+            return
         stop = state.background_stop
         backoff = MIN_BACKOFF
         while not stop.is_set():
             try:
-                listener = manager.dialect.open_listener(manager.engine)
+                listener = settings.manager.dialect.open_listener(engine)
             except Exception as error:
                 self.reporter.bookkeeping_error("listen", error)
                 stop.wait(backoff)

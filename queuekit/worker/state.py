@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import Engine
+
 from queuekit.events import EventBus
 from queuekit.maintenance import Maintenance
 from queuekit.manager import JobManager
@@ -61,7 +63,11 @@ class WorkerSettings:
     history_retention: timedelta
     #: Seconds between two refreshes of every held lock.
     heartbeat_every: float
+    #: Seconds without a successful refresh after which the worker fences itself.
+    fence_after: float
     maintenance: Maintenance | None
+    #: Where the listener LISTENs (None: the worker only polls).
+    listen_engine: Engine | None
 
     def timeout_seconds(self) -> float | None:
         """``job_timeout`` in seconds, None when attempts have no limit."""
@@ -182,6 +188,11 @@ class WorkerState:
         self.claim_seconds: float | None = None
         #: The prefetch in force now.
         self.prefetch = self.settings.prefetch
+        #: Monotonic time at which the last round trip that refreshed every held
+        #: lock was sent: no held lock expires before this plus the lock timeout.
+        self.lease_from = time.monotonic()
+        #: The worker gave its jobs up for want of the database and claims nothing.
+        self.fenced = False
 
     # -- helpers used by several roles (call with ``lock`` held) -----------------------
 

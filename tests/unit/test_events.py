@@ -89,6 +89,7 @@ def test_the_documented_event_names() -> None:
         "job/exhausted",
         "job/partial-success",
         "job/timeout",
+        "job/lock-lost",
         "worker/error",
         "cron/fired",
     }

@@ -144,6 +144,16 @@ def check_snapshot(name: str, text: str) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def no_transaction_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorder has no transaction whose end caches could wait for."""
+    import queuekit.learning
+    import queuekit.repository.catalog
+
+    for module in (queuekit.learning, queuekit.repository.catalog):
+        monkeypatch.setattr(module, "after_transaction", lambda *_args, **_kwargs: None)
+
+
 @pytest.fixture(params=sorted(DIALECTS))
 def sa_dialect(request: pytest.FixtureRequest) -> tuple[str, Dialect]:
     """A name and a SQLAlchemy dialect object (no connection) to compile for."""

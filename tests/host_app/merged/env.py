@@ -11,7 +11,7 @@ from alembic import context
 from shopapp.models import job_link_metadata, metadata
 from sqlalchemy import engine_from_config, pool
 
-from queuekit.migrations import include_name, include_object
+from queuekit.migrations import check_new_revisions, include_name, include_object
 
 config = context.config
 target_metadata = [metadata, job_link_metadata]
@@ -41,6 +41,8 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             include_name=include_name,
             include_object=include_object,
+            # Also refuses revisions made without --autogenerate (revision_environment = true).
+            process_revision_directives=check_new_revisions,
         )
         with context.begin_transaction():
             context.run_migrations()
