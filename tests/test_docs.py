@@ -78,6 +78,7 @@ FILES_WITH_PYTHON = {
     "concepts.md",
     "dashboard.md",
     "dialects.md",
+    "frameworks.md",
     "getting-started.md",
     "observability.md",
     "scaling.md",
