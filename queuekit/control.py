@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from queuekit import defaults
+from queuekit import defaults, instrumentation
 from queuekit.durations import Duration, duration_ms
 from queuekit.errors import InvalidArgumentError, InvalidWorkerIdError
 from queuekit.repository import Repository
@@ -64,7 +64,13 @@ class Control:
         if not ids:
             return []
         retention_ms = duration_ms(DEFAULT_HISTORY_RETENTION, name="history_retention")
-        return self._run(session, lambda conn: self.repository.cancel_jobs(conn, ids, retention_ms))
+        cancelled = self._run(
+            session, lambda conn: self.repository.cancel_jobs(conn, ids, retention_ms)
+        )
+        hooks = instrumentation.hooks
+        if hooks is not None and cancelled:
+            hooks.cancelled(cancelled)
+        return cancelled
 
     def pause_tasks(
         self, task_identifiers: Sequence[str], *, session: SessionLike = None

@@ -78,6 +78,10 @@ class LockLostError(QueueKitError):
     """
 
 
+class MissingExtraError(QueueKitError, ImportError):
+    """An optional part of queuekit was used without the extra that installs its libraries."""
+
+
 class DatabaseError(QueueKitError):
     """The database failed in a way queuekit cannot attribute to the caller."""
 

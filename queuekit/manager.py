@@ -8,6 +8,7 @@ of its own that it commits.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from queuekit import defaults
+from queuekit import defaults, instrumentation
 from queuekit.control import Control
 from queuekit.dialects import check_server_version, support_for
 from queuekit.durations import Duration, check_optional_time, duration_ms, parse_duration
@@ -232,16 +233,40 @@ class JobManager(Control):
         check_session(session)
         if not new_jobs:
             return []
-
-        def work(conn: Connection) -> list[Job]:
-            self.prepare_enqueue(conn, new_jobs)
-            added = self.repository.add_jobs(conn, new_jobs)
-            return added
-
         ids = [new_job.id for new_job in new_jobs]
-        return self._run(
-            session, work, confirm=lambda conn, _: self.repository.any_job_saved(conn, ids)
+        return self._enqueue(
+            session,
+            "add_jobs",
+            lambda conn: new_jobs,
+            confirm=lambda conn, _: self.repository.any_job_saved(conn, ids),
         )
+
+    def _enqueue(
+        self,
+        session: SessionLike,
+        operation: str,
+        build: Callable[[Connection], Sequence[NewJob]],
+        *,
+        confirm: Confirm[list[Job]] | None = None,
+    ) -> list[Job]:
+        """Check and insert the jobs ``build`` makes; traced when hooks are installed."""
+
+        def work(conn: Connection, carrier: dict[str, str] | None = None) -> list[Job]:
+            new_jobs = build(conn)
+            if not new_jobs:
+                return []
+            self.prepare_enqueue(conn, new_jobs)
+            if carrier is not None:
+                new_jobs = [dataclasses.replace(j, trace_context=carrier) for j in new_jobs]
+            return self.repository.add_jobs(conn, new_jobs)
+
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return self._run(session, work, confirm=confirm)
+        with hooks.send(operation) as scope:
+            added = self._run(session, lambda conn: work(conn, scope.carrier), confirm=confirm)
+            scope.sent(added)
+        return added
 
     def prepare_enqueue(self, conn: Connection, new_jobs: Sequence[NewJob]) -> None:
         """Checks that need the database but write nothing: schemas and rate-limit keys."""
@@ -302,7 +327,7 @@ class JobManager(Control):
         check_session(session)
         if size == 0 or tasks == ():
             return []
-        return self._run(
+        claimed = self._run(
             session,
             lambda conn: self.repository.claim_jobs(
                 conn,
@@ -314,6 +339,10 @@ class JobManager(Control):
             ),
             confirm=self.repository.claim_saved,
         )
+        hooks = instrumentation.hooks
+        if hooks is not None and claimed:
+            hooks.claimed(claimed)
+        return claimed
 
     def finish_jobs(
         self, worker_id: str, outcomes: Sequence[Outcome], *, session: SessionLike = None
@@ -323,11 +352,18 @@ class JobManager(Control):
         check_session(session)
         if not outcomes:
             return []
-        return self._run(
-            session,
-            lambda conn: self.repository.finish_jobs(conn, worker, outcomes, self.retry),
-            confirm=self.repository.outcomes_saved,
-        )
+
+        def work(conn: Connection) -> list[FinishedJob]:
+            return self.repository.finish_jobs(conn, worker, outcomes, self.retry)
+
+        confirm = self.repository.outcomes_saved
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return self._run(session, work, confirm=confirm)
+        with hooks.settle(outcomes):
+            finished = self._run(session, work, confirm=confirm)
+        hooks.settled(finished)
+        return finished
 
     def complete_jobs(
         self,
@@ -461,7 +497,7 @@ class JobManager(Control):
         )
         check_session(session)
 
-        def work(conn: Connection) -> list[Job]:
+        def build(conn: Connection) -> list[NewJob]:
             failures = self.repository.replayable_failures(
                 conn, from_time=start, to_time=end, task_identifier=task
             )
@@ -490,11 +526,9 @@ class JobManager(Control):
                         )
                     )
                 )
-            self.prepare_enqueue(conn, new_jobs)
-            added = self.repository.add_jobs(conn, new_jobs)
-            return added
+            return new_jobs
 
-        return self._run(session, work)
+        return self._enqueue(session, "replay", build)
 
     def permanently_fail_jobs(
         self, job_ids: Sequence[uuid.UUID], reason: str, *, session: SessionLike = None
@@ -505,9 +539,13 @@ class JobManager(Control):
             raise InvalidArgumentError("reason must be a non-empty string")
         check_text(reason, name="reason", column=jobs.c.last_error)
         check_session(session)
-        return self._run(
+        failed = self._run(
             session, lambda conn: self.repository.permanently_fail_jobs(conn, ids, reason)
         )
+        hooks = instrumentation.hooks
+        if hooks is not None and failed:
+            hooks.exhausted(failed)
+        return failed
 
     def force_unlock_jobs(
         self, worker_ids: Sequence[str] | None = None, *, session: SessionLike = None

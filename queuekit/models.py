@@ -194,6 +194,9 @@ class JobRow(Base):
     rate_limit_key: Mapped[str | None] = mapped_column(
         Name, ForeignKey("queuekit_rate_limits.key", ondelete="SET NULL")
     )
+    #: The enqueuer's W3C trace context (``traceparent``, ``tracestate``) when
+    #: tracing is on (:mod:`queuekit.otel`); NULL otherwise.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONDocument)
 
     __table_args__ = (
         CheckConstraint(_one_of("job_key_mode", JOB_KEY_MODES), name="job_key_mode"),

@@ -47,6 +47,7 @@ def job_from_mapping(m: Mapping[Any, Any], *, with_correlation: bool = False) ->
         rate_limit_key=m["rate_limit_key"],
         status=job_status(m["locked_at"], m["attempts"], m["max_attempts"]),
         correlation_id=m["correlation_id"] if with_correlation else None,
+        trace_context=m.get("trace_context"),
     )
 
 

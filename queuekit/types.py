@@ -46,6 +46,8 @@ class Job:
     rate_limit_key: str | None
     status: JobStatus
     correlation_id: UUID | None = None
+    #: The enqueuer's W3C trace context, stored when tracing was on at enqueue.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ class NewJob:
     rate_limit_key: str | None
     #: Size of the payload as JSON, which bounds how many jobs one statement carries.
     payload_bytes: int = 2
+    #: The enqueuer's trace context, set by tracing (:mod:`queuekit.instrumentation`).
+    trace_context: dict[str, str] | None = None
 
 
 def check_job_spec(spec: JobSpec) -> NewJob:

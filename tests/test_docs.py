@@ -68,6 +68,7 @@ def test_there_is_documentation() -> None:
         "architecture.md",
         "dashboard.md",
         "exactly-once.md",
+        "observability.md",
     } <= names
 
 
@@ -81,6 +82,7 @@ FILES_WITH_PYTHON = {
     "exactly-once.md",
     "frameworks.md",
     "getting-started.md",
+    "observability.md",
     "scaling.md",
     "tasks.md",
     "transactions.md",

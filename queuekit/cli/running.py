@@ -266,6 +266,17 @@ def stats_table(stats: Any, title: str) -> Table:
     show_default=True,
     help="text: one line per event (colour on a terminal); json: one JSON object per line.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port (needs queuekit[prometheus]).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="ADDRESS")
+@click.option(
+    "--backlog-metrics",
+    is_flag=True,
+    help="Also report backlog gauges from the database: on ONE process per database.",
+)
 @json_option
 def worker(
     task_specs: tuple[str, ...],
@@ -285,12 +296,17 @@ def worker(
     no_listen: bool,
     log_level: str,
     log_format: LogFormat,
+    metrics_port: int | None,
+    metrics_host: str,
+    backlog_metrics: bool,
 ) -> None:
     """Run tasks for queued jobs until SIGINT/SIGTERM (or, with --drain, until none is left)."""
     from queuekit.worker import Worker
 
     if task_identifiers and only_mapped:
         raise InputError("give --task or --only-mapped, not both")
+    if backlog_metrics and metrics_port is None:
+        raise InputError("--backlog-metrics needs --metrics-port")
     tasks = load_tasks(task_specs)
     crontabs = load_crontabs(crontab_specs)
     state = current_state()
@@ -314,11 +330,23 @@ def worker(
         listen=not no_listen,
         listen_url=listen_url,
     )
-    with logging_to_stderr(log_level, log_format):
-        if drain:
-            drain_worker(state, manager, runner, claim, list(forbidden_flags) or None)
-        else:
-            runner.run()
+    metrics = None
+    if metrics_port is not None:
+        from queuekit.otel.prometheus import serve_metrics
+
+        metrics = serve_metrics(
+            metrics_port, host=metrics_host, collect_backlog=manager if backlog_metrics else None
+        )
+        click.echo(f"Metrics on http://{metrics_host}:{metrics.port}/metrics", err=True)
+    try:
+        with logging_to_stderr(log_level, log_format):
+            if drain:
+                drain_worker(state, manager, runner, claim, list(forbidden_flags) or None)
+            else:
+                runner.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     if state.json:
         print_json({"worker_id": runner.worker_id, "stats": runner.stats})
     else:

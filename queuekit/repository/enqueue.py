@@ -85,7 +85,7 @@ class Enqueue(Reading):
         return False
 
     def _new_row(self, new_job: NewJob, *, run_at: datetime | None = None) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "id": new_job.id,
             "task_identifier": new_job.task_identifier,
             "payload": new_job.payload,
@@ -99,6 +99,11 @@ class Enqueue(Reading):
             "flags": list(new_job.flags),
             "rate_limit_key": new_job.rate_limit_key,
         }
+        # Only traced enqueues name the column (every job of a call is traced or
+        # none is), so untraced inserts keep their statement and leave it NULL.
+        if new_job.trace_context is not None:
+            row["trace_context"] = new_job.trace_context
+        return row
 
     def _computed_values(self) -> dict[str, ColumnElement[Any]]:
         """Columns of a new job computed in SQL: the database clock, and the wake-up."""
@@ -141,6 +146,9 @@ class Enqueue(Reading):
         """Bulk-load keyless jobs with the dialect's fastest path, timed by one clock read."""
         now = self.now(conn)
         columns = [*COPIED_COLUMNS]
+        traced = "trace_context" in rows[0]
+        if traced:
+            columns.append("trace_context")
         values = [
             (
                 row["id"],
@@ -154,6 +162,7 @@ class Enqueue(Reading):
                 row["rate_limit_key"],
                 now,
                 now,
+                *((row["trace_context"],) if traced else ()),
             )
             for row in rows
         ]

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from queuekit import instrumentation
 from queuekit.errors import InvalidArgumentError
 from queuekit.repository import Outcome
 from queuekit.types import Job, PartialSuccess
@@ -158,6 +159,15 @@ class Runner:
             finished = run
 
     def _execute(self, run: Run) -> Outcome:
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return self._call(run)
+        with hooks.process(run.job) as scope:  # the task runs inside the attempt's span
+            outcome = self._call(run)
+            scope.finished(outcome)
+        return outcome
+
+    def _call(self, run: Run) -> Outcome:
         job = run.job
         task = self.state.settings.tasks.get(job.task_identifier)
         if task is None:
@@ -222,6 +232,17 @@ class Runner:
             task.cancel()
 
     async def _run_async(self, run: Run) -> Outcome:
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return await self._await(run)
+        # Entered inside the attempt's own asyncio task, so the span stays the
+        # current one across the task's awaits and never leaks into another's.
+        with hooks.process(run.job) as scope:
+            outcome = await self._await(run)
+            scope.finished(outcome)
+        return outcome
+
+    async def _await(self, run: Run) -> Outcome:
         job = run.job
         task = self.state.settings.tasks[job.task_identifier]
         try:

@@ -14,7 +14,7 @@ WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND q
 UPDATE queuekit_jobs SET attempts=(queuekit_jobs.attempts + %s), updated_at=UTC_TIMESTAMP(6), locked_at=UTC_TIMESTAMP(6), locked_by=%s, correlation_id=CASE queuekit_jobs.id WHEN %s THEN %s WHEN %s THEN %s END, revision=(queuekit_jobs.revision + %s) WHERE queuekit_jobs.id IN (__[POSTCOMPILE_id_1])
 
 -- statement 3
-SELECT queuekit_jobs.id, queuekit_jobs.task_identifier, queuekit_jobs.payload, queuekit_jobs.priority, queuekit_jobs.queue_name, queuekit_jobs.run_at, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.last_error, queuekit_jobs.created_at, queuekit_jobs.updated_at, queuekit_jobs.job_key, queuekit_jobs.job_key_mode, queuekit_jobs.flags, queuekit_jobs.locked_at, queuekit_jobs.locked_by, queuekit_jobs.correlation_id, queuekit_jobs.revision, queuekit_jobs.rate_limit_key 
+SELECT queuekit_jobs.id, queuekit_jobs.task_identifier, queuekit_jobs.payload, queuekit_jobs.priority, queuekit_jobs.queue_name, queuekit_jobs.run_at, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.last_error, queuekit_jobs.created_at, queuekit_jobs.updated_at, queuekit_jobs.job_key, queuekit_jobs.job_key_mode, queuekit_jobs.flags, queuekit_jobs.locked_at, queuekit_jobs.locked_by, queuekit_jobs.correlation_id, queuekit_jobs.revision, queuekit_jobs.rate_limit_key, queuekit_jobs.trace_context 
 FROM queuekit_jobs 
 WHERE queuekit_jobs.id IN (__[POSTCOMPILE_id_1])
 

@@ -11,6 +11,6 @@ INSERT INTO queuekit_jobs (id, task_identifier, payload, priority, queue_name, r
 FROM pg_notify(%(pg_notify_1)s::VARCHAR, %(pg_notify_2)s::VARCHAR)), %(rate_limit_key)s::VARCHAR) ON CONFLICT (job_key) DO UPDATE SET job_key = excluded.job_key RETURNING queuekit_jobs.id
 
 -- statement 4
-SELECT queuekit_jobs.id, queuekit_jobs.task_identifier, queuekit_jobs.payload, queuekit_jobs.priority, queuekit_jobs.queue_name, queuekit_jobs.run_at, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.last_error, queuekit_jobs.created_at, queuekit_jobs.updated_at, queuekit_jobs.job_key, queuekit_jobs.job_key_mode, queuekit_jobs.flags, queuekit_jobs.locked_at, queuekit_jobs.locked_by, queuekit_jobs.correlation_id, queuekit_jobs.revision, queuekit_jobs.rate_limit_key 
+SELECT queuekit_jobs.id, queuekit_jobs.task_identifier, queuekit_jobs.payload, queuekit_jobs.priority, queuekit_jobs.queue_name, queuekit_jobs.run_at, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.last_error, queuekit_jobs.created_at, queuekit_jobs.updated_at, queuekit_jobs.job_key, queuekit_jobs.job_key_mode, queuekit_jobs.flags, queuekit_jobs.locked_at, queuekit_jobs.locked_by, queuekit_jobs.correlation_id, queuekit_jobs.revision, queuekit_jobs.rate_limit_key, queuekit_jobs.trace_context 
 FROM queuekit_jobs 
 WHERE queuekit_jobs.id IN (__[POSTCOMPILE_id_1]) ORDER BY queuekit_jobs.id FOR UPDATE

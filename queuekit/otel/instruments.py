@@ -1,0 +1,203 @@
+"""queuekit's OpenTelemetry instruments, and the one backlog collector per database.
+
+Counters and histograms are recorded where things happen (enqueue, claim,
+outcome write, cancel) by every process. Backlog gauges read the database,
+so only the process given ``collect_backlog=`` reads them, through the same
+index-only queries as :meth:`JobManager.stats`, and at most once per
+``min_interval`` however often it is scraped: a hundred workers never
+count the backlog a hundred times.
+
+Attributes are the task identifier and the outcome only: never job ids,
+payload values or queue names, whose number has no bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
+
+from queuekit.otel import names
+
+if TYPE_CHECKING:
+    from queuekit.manager import JobManager
+    from queuekit.repository import FinishedJob
+    from queuekit.types import Job, QueueStats
+
+log = logging.getLogger("queuekit.otel")
+
+Attributes = dict[str, str]
+GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+class Instruments:
+    """The counters and histograms, recorded from the hooks."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.enqueued = meter.create_counter(
+            names.ENQUEUED, unit="{job}", description="Jobs stored by add_job(s), replay and cron."
+        )
+        self.completed = meter.create_counter(
+            names.COMPLETED, unit="{job}", description="Attempts recorded as completed."
+        )
+        self.failed = meter.create_counter(
+            names.FAILED,
+            unit="{job}",
+            description="Attempts recorded as failed or partly successful (outcome says which).",
+        )
+        self.exhausted = meter.create_counter(
+            names.EXHAUSTED,
+            unit="{job}",
+            description="Jobs exhausted: out of attempts, or permanently failed.",
+        )
+        self.cancelled = meter.create_counter(
+            names.CANCELLED, unit="{job}", description="Jobs removed by cancel_jobs."
+        )
+        self.attempt_duration = meter.create_histogram(
+            names.ATTEMPT_DURATION,
+            unit="s",
+            description="How long an attempt's task ran.",
+            explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
+        )
+        self.queue_time = meter.create_histogram(
+            names.QUEUE_TIME,
+            unit="s",
+            description="From when a job was due (run_at) to when a worker claimed it.",
+            explicit_bucket_boundaries_advisory=names.QUEUE_TIME_BUCKETS,
+        )
+        # Attribute dicts are reused: one per task identifier (and outcome).
+        self._tasks: dict[str, Attributes] = {}
+        self._outcomes: dict[tuple[str, str], Attributes] = {}
+
+    def task(self, task_identifier: str) -> Attributes:
+        """The attribute set of a task identifier."""
+        attributes = self._tasks.get(task_identifier)
+        if attributes is None:
+            attributes = self._tasks.setdefault(task_identifier, {names.TASK: task_identifier})
+        return attributes
+
+    def task_outcome(self, task_identifier: str, outcome: str) -> Attributes:
+        """The attribute set of a task identifier and an outcome."""
+        key = (task_identifier, outcome)
+        attributes = self._outcomes.get(key)
+        if attributes is None:
+            attributes = self._outcomes.setdefault(
+                key, {names.TASK: task_identifier, names.OUTCOME: outcome}
+            )
+        return attributes
+
+    def count_jobs(self, counter: Counter, jobs: Iterable[Job]) -> None:
+        """Add each job to ``counter`` under its task identifier."""
+        per_task: dict[str, int] = {}
+        for job in jobs:
+            per_task[job.task_identifier] = per_task.get(job.task_identifier, 0) + 1
+        for task, n in per_task.items():
+            counter.add(n, self.task(task))
+
+    def claimed(self, jobs: Sequence[Job]) -> None:
+        """Queue time of each claimed job: claim time minus due time, both database clock."""
+        for job in jobs:
+            if job.locked_at is None:
+                continue
+            waited = max(0.0, (job.locked_at - job.run_at).total_seconds())
+            self.queue_time.record(waited, self.task(job.task_identifier))
+
+    def settled(self, finished: Sequence[FinishedJob]) -> None:
+        """Count recorded outcomes (one ``add`` per task and outcome) and their durations."""
+        counts: dict[tuple[str, str], int] = {}
+        exhausted: dict[str, int] = {}
+        record = self.attempt_duration.record
+        for done in finished:
+            outcome = done.outcome
+            task = outcome.job.task_identifier
+            key = (task, outcome.kind)
+            counts[key] = counts.get(key, 0) + 1
+            if done.exhausted:
+                exhausted[task] = exhausted.get(task, 0) + 1
+            record(outcome.execution_time_ms / 1000.0, self.task_outcome(*key))
+        for (task, kind), n in counts.items():
+            if kind == "completed":
+                self.completed.add(n, self.task(task))
+            else:
+                self.failed.add(n, self.task_outcome(task, kind))
+        for task, n in exhausted.items():
+            self.exhausted.add(n, self.task(task))
+
+
+class BacklogCollector:
+    """Backlog gauges read from one database, at most once per ``min_interval`` seconds.
+
+    Observable gauges: jobs available, locked and exhausted per task
+    identifier, and the age of the oldest job waiting to run. One
+    ``stats()`` call serves all four callbacks of a collection.
+    """
+
+    def __init__(self, manager: JobManager, meter: Meter, *, min_interval: float) -> None:
+        self.manager = manager
+        self.min_interval = min_interval
+        self.stopped = False
+        self._lock = threading.Lock()
+        self._read_at = float("-inf")
+        self._stats: QueueStats | None = None
+        for name, status in (
+            (names.BACKLOG_AVAILABLE, "available"),
+            (names.BACKLOG_LOCKED, "locked"),
+            (names.BACKLOG_EXHAUSTED, "exhausted"),
+        ):
+            meter.create_observable_gauge(
+                name,
+                callbacks=[self._counts(status)],
+                unit="{job}",
+                description=f"Jobs {status} now, per task identifier.",
+            )
+        meter.create_observable_gauge(
+            names.BACKLOG_OLDEST_AGE,
+            callbacks=[self._oldest_age],
+            unit="s",
+            description="How long the oldest job due to run has been waiting (0 if none).",
+        )
+
+    def stop(self) -> None:
+        """Report nothing more (instruments cannot be unregistered from a meter)."""
+        self.stopped = True
+
+    def snapshot(self) -> QueueStats | None:
+        """The latest stats, read again if older than ``min_interval``; None if unreadable."""
+        with self._lock:
+            if self.stopped:
+                return None
+            now = time.monotonic()
+            if now - self._read_at >= self.min_interval:
+                self._read_at = now
+                try:
+                    self._stats = self.manager.stats()
+                except Exception as error:  # a scrape must not fail with the database
+                    log.warning("queuekit backlog metrics: cannot read stats(): %s", error)
+                    self._stats = None
+            return self._stats
+
+    def _counts(self, status: str) -> GaugeCallback:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            stats = self.snapshot()
+            if stats is None:
+                return []
+            return [
+                Observation(counts.get(status, 0), {names.TASK: task})
+                for task, counts in sorted(stats.by_task.items())
+            ]
+
+        return observe
+
+    def _oldest_age(self, options: CallbackOptions) -> Iterable[Observation]:
+        stats = self.snapshot()
+        if stats is None:
+            return []
+        age = stats.oldest_available_age
+        return [Observation(0.0 if age is None else age.total_seconds())]
+
+
+__all__ = ["BacklogCollector", "Instruments"]
