@@ -202,6 +202,9 @@ class RepositoryBase:
         condition: ColumnElement[bool] = job_queues.c.queue_name.in_(wanted)
         if holder is not None:
             condition = and_(condition, job_queues.c.locked_by == holder)
+        wake = self.dialect.wake_up_condition()
+        if wake is not None:
+            condition = and_(condition, wake)
         self.run(
             conn,
             update(job_queues)
