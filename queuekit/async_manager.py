@@ -228,6 +228,7 @@ class AsyncJobManager:
         batch_size: int = 1,
         history_retention: Duration = defaults.HISTORY_RETENTION,
         session: AsyncSessionLike = None,
+        max_queued: int | None = None,
     ) -> list[Job]:
         """Claim up to ``batch_size`` jobs; each carries the ``correlation_id`` of its attempt."""
         return await self._call(
@@ -238,6 +239,7 @@ class AsyncJobManager:
             forbidden_flags=forbidden_flags,
             batch_size=batch_size,
             history_retention=history_retention,
+            max_queued=max_queued,
         )
 
     async def finish_jobs(

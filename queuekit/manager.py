@@ -317,12 +317,18 @@ class JobManager(Control):
         batch_size: int = 1,
         history_retention: Duration = defaults.HISTORY_RETENTION,
         session: SessionLike = None,
+        max_queued: int | None = None,
     ) -> list[Job]:
-        """Claim up to ``batch_size`` jobs; each carries the ``correlation_id`` of its attempt."""
+        """Claim up to ``batch_size`` jobs; each carries the ``correlation_id`` of its attempt.
+
+        ``max_queued`` caps how many of them belong to named queues (None:
+        no cap beyond ``batch_size``).
+        """
         worker = check_worker_id(worker_id)
         tasks = check_names(task_identifiers, name="task_identifiers")
         flags = check_names(forbidden_flags, name="forbidden_flags")
         size = check_int(batch_size, name="batch_size", minimum=0)
+        queued = None if max_queued is None else check_int(max_queued, name="max_queued", minimum=0)
         retention_ms = duration_ms(history_retention, name="history_retention")
         check_session(session)
         if size == 0 or tasks == ():
@@ -336,6 +342,7 @@ class JobManager(Control):
                 forbidden_flags=flags,
                 batch_size=size,
                 retention_ms=retention_ms,
+                max_queued=queued,
             ),
             confirm=self.repository.claim_saved,
         )

@@ -479,3 +479,19 @@ def test_forbidden_flags_match_exactly(manager: JobManager) -> None:
     )
     picked = manager.get_jobs(WORKER, forbidden_flags=["SLOW", "slow", "u"], batch_size=10)
     assert sorted(job.payload["f"] for job in picked) == sorted(["Slow", "slow ", "slów", "ü"])
+
+
+def test_max_queued_caps_the_named_queue_jobs_of_a_claim_in_claim_order(
+    manager: JobManager,
+) -> None:
+    manager.add_jobs(
+        [JobSpec("t", {"n": n}, queue_name=f"q{n}" if n < 4 else None) for n in range(8)]
+    )
+    claimed = manager.get_jobs(WORKER, batch_size=5, max_queued=2)
+    assert [job.payload["n"] for job in claimed] == [0, 1, 4, 5, 6]
+    plain_only = manager.get_jobs(OTHER_WORKER, batch_size=5, max_queued=0)
+    assert [job.payload["n"] for job in plain_only] == [7]
+    rest = manager.get_jobs(OTHER_WORKER, batch_size=5)
+    assert [job.payload["n"] for job in rest] == [2, 3]
+    with pytest.raises(ValueError, match="max_queued"):
+        manager.get_jobs(WORKER, batch_size=1, max_queued=-1)

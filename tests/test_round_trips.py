@@ -126,3 +126,30 @@ def test_outcome_statement_count_does_not_depend_on_batch_size(
         assert len(finished) == size
         counts.append(counter.count)
     assert len(set(counts)) == 1, dict(zip(sizes, counts, strict=True))
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_flush_of_completions_is_one_statement_on_postgresql(
+    manager: JobManager, engine: sa.Engine, queued: bool
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("data-modifying CTEs are PostgreSQL's")
+    manager.add_jobs(
+        [JobSpec("t", {"i": i}, queue_name=f"q{i}" if queued else None) for i in range(80)]
+    )
+    manager.complete_jobs(WORKER, manager.get_jobs(WORKER, batch_size=1), 5)  # touches "t"
+    for size in BATCHES:
+        claimed = manager.get_jobs(WORKER, batch_size=size)
+        with counting(engine) as counter:
+            finished = manager.complete_jobs(WORKER, claimed, 5)
+        assert len(finished) == size
+        assert counter.count == 1, counter.statements
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT COUNT(*) FROM queuekit_jobs")).scalar()
+        open_rows = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_history WHERE status = 'started'")
+        ).scalar()
+        held = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_queues WHERE locked_at IS NOT NULL")
+        ).scalar()
+    assert (left, open_rows, held) == (80 - 1 - sum(BATCHES), 0, 0)

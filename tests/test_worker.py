@@ -708,3 +708,32 @@ def test_one_notification_per_enqueue_transaction(pg_manager: JobManager) -> Non
         assert delivered() == 0  # rolled back: no job, no wake-up
     finally:
         raw.close()
+
+
+def test_freeing_a_named_queue_wakes_workers_in_the_settling_transaction(
+    pg_manager: JobManager,
+) -> None:
+    manager = pg_manager
+    manager.add_jobs([JobSpec("ping", {"n": n}, queue_name="serial") for n in range(2)])
+    manager.add_job("ping", {"n": 2})
+    claimed = manager.get_jobs("w1", batch_size=3)
+    assert [job.queue_name for job in claimed] == ["serial", None]
+    raw = manager.engine.raw_connection()
+    try:
+        listening: Any = raw.dbapi_connection
+        listening.autocommit = True
+        listening.execute("LISTEN queuekit_jobs")
+
+        def delivered() -> int:
+            return len(list(listening.notifies(timeout=0.5)))
+
+        plain = next(job for job in claimed if job.queue_name is None)
+        assert manager.complete_jobs("w1", [plain], 1) == [plain]
+        assert delivered() == 0  # no queue freed: nothing new to claim
+        queued = next(job for job in claimed if job.queue_name == "serial")
+        assert manager.complete_jobs("w1", [queued], 1) == [queued]
+        assert delivered() == 1  # the queue's next job is claimable now
+    finally:
+        raw.close()
+    [successor] = manager.get_jobs("w2", batch_size=5)
+    assert (successor.queue_name, successor.payload) == ("serial", {"n": 1})

@@ -180,6 +180,14 @@ class DialectSupport:
         """
         return {}
 
+    def wake_up_condition(self) -> ColumnElement[bool] | None:
+        """A true condition that also wakes listening workers at commit (None where they poll).
+
+        Added to the UPDATE that frees named queues, so the queues' next jobs
+        are claimed at once by any worker, with no extra round trip.
+        """
+        return None
+
     def open_listener(self, engine: Engine) -> Listener | None:
         """A connection listening for enqueue notifications, or None where workers must poll."""
         return None

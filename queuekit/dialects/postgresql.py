@@ -176,6 +176,11 @@ class PostgreSQLSupport(OnConflictSupport):
         notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, ""))
         return {"revision": notified.scalar_subquery()}
 
+    def wake_up_condition(self) -> ColumnElement[bool] | None:
+        # An uncorrelated subquery, run at most once per statement (as above).
+        notified = select(literal(True)).select_from(func.pg_notify(NOTIFY_CHANNEL, ""))
+        return notified.scalar_subquery()
+
     def copy_rows(
         self,
         connection: Connection,

@@ -21,6 +21,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.dml import (
+    Update,
+)
 
 from queuekit.dialects import DialectSupport
 from queuekit.limits import MAX_DOCUMENT_BYTES, storable_text
@@ -224,16 +227,21 @@ class RepositoryBase:
     ) -> None:
         """Free named queues (only those held by ``holder`` when given)."""
         wanted = sorted({n for n in names if n is not None})
-        if not wanted:
-            return
-        condition: ColumnElement[bool] = job_queues.c.queue_name.in_(wanted)
+        if wanted:
+            self.run(conn, self._unlock_queues_statement(wanted, holder))
+
+    def _unlock_queues_statement(self, names: Any, holder: str | None) -> Update:
+        """The UPDATE that frees ``names`` (a list or a subquery) and wakes workers at commit."""
+        condition: ColumnElement[bool] = job_queues.c.queue_name.in_(names)
         if holder is not None:
             condition = and_(condition, job_queues.c.locked_by == holder)
-        self.run(
-            conn,
+        wake = self.dialect.wake_up_condition()
+        if wake is not None:
+            condition = and_(condition, wake)
+        return (
             update(job_queues)
             .where(condition)
-            .values(locked_at=None, locked_by=None, updated_at=self.dialect.now()),
+            .values(locked_at=None, locked_by=None, updated_at=self.dialect.now())
         )
 
     @staticmethod

@@ -49,8 +49,13 @@ class Claim(Enqueue):
         forbidden_flags: Sequence[str] | None,
         batch_size: int,
         retention_ms: int,
+        max_queued: int | None = None,
     ) -> list[Job]:
         """Lock up to ``batch_size`` jobs for ``worker_id`` and open a history row for each.
+
+        ``max_queued`` caps the jobs of named queues among them (a worker
+        asks for no more than it can start now: a queued job waiting in its
+        buffer would hold its whole queue).
 
         At most one job per named queue is taken, and only from queues nobody
         holds; no rate-limit key gets more jobs than its bucket has tokens.
@@ -71,10 +76,13 @@ class Claim(Enqueue):
         spent: Counter[str] = Counter()
         for round_number in range(CLAIM_ROUNDS):
             wanted = batch_size - len(chosen)
-            further = None
+            further: ColumnElement[bool] | None = None
             if round_number > 0:
                 closed_keys |= {k for k, (tokens, _) in buckets.items() if spent[k] >= tokens}
                 further = self._further_candidates(seen, closed_queues, closed_keys)
+            if max_queued is not None and len(taken_queues) >= max_queued:
+                plain = jobs.c.queue_name.is_(None)
+                further = plain if further is None else and_(further, plain)
             candidates = self._claim_candidates(
                 conn, task_identifiers, forbidden_flags, wanted, further
             )
@@ -96,7 +104,11 @@ class Claim(Enqueue):
                 if len(chosen) == batch_size:
                     break
                 queue, key = candidate.queue_name, candidate.rate_limit_key
-                if queue is not None and (queue not in free_queues or queue in taken_queues):
+                if queue is not None and (
+                    queue not in free_queues
+                    or queue in taken_queues
+                    or (max_queued is not None and len(taken_queues) >= max_queued)
+                ):
                     continue
                 # A key whose bucket this claim could not lock (another claim
                 # holds it) gives no token; taking the job would overrun it.

@@ -11,6 +11,7 @@ from sqlalchemy import (
     case,
     delete,
     select,
+    tuple_,
     update,
 )
 
@@ -122,6 +123,8 @@ class Outcomes(Claim):
         deleted; failed and partially successful ones are rescheduled with
         backoff, or exhausted at their last attempt. Constant statement count.
         """
+        if self.dialect.writes_in_ctes and all(o.kind == "completed" for o in outcomes):
+            return self._complete_in_one_statement(conn, worker_id, outcomes)
         owned = {
             row.correlation_id: row
             for row in self._owned(conn, worker_id, [o.job for o in outcomes])
@@ -189,6 +192,47 @@ class Outcomes(Claim):
                 finished.append(FinishedJob(outcome, job_from_row(row), row.id in exhausted))
         return finished
 
+    def _complete_in_one_statement(
+        self, conn: Connection, worker_id: str, outcomes: Sequence[Outcome]
+    ) -> list[FinishedJob]:
+        """Delete owned jobs, close their history rows and free their queues: one round trip.
+
+        The DELETE ... RETURNING decides ownership (the claim's job id,
+        correlation id and worker, re-checked on the latest row version), and
+        the history and queue UPDATEs read what it deleted as data-modifying
+        CTEs, so nothing is read first.
+        """
+        mine: dict[Any, Outcome] = {}
+        for outcome in outcomes:
+            # A claim counts once per call, and only for the job it was made on.
+            mine.setdefault(outcome.job.correlation_id, outcome)
+        claims = [(o.job.id, correlation) for correlation, o in mine.items()]
+        finished_jobs = (
+            delete(jobs)
+            .where(tuple_(jobs.c.id, jobs.c.correlation_id).in_(claims))
+            .where(jobs.c.locked_by == worker_id)
+            .returning(jobs.c.correlation_id, jobs.c.task_identifier, jobs.c.queue_name)
+            .cte("finished_jobs")
+        )
+        closed = (
+            update(job_history)
+            .where(
+                job_history.c.correlation_id == finished_jobs.c.correlation_id,
+                job_history.c.status == "started",
+            )
+            .values(self._closing_values(list(mine.values())))
+        )
+        statement = select(finished_jobs.c.correlation_id, finished_jobs.c.task_identifier)
+        statement = statement.add_cte(closed.cte("closed_history"))
+        if any(o.job.queue_name for o in mine.values()):
+            # Only when a queue may be freed: the wake-up runs whether or not a row matches.
+            freed = self._unlock_queues_statement(select(finished_jobs.c.queue_name), worker_id)
+            statement = statement.add_cte(freed.cte("freed_queues"))
+        rows = list(self.run(conn, statement))
+        self.touch_tasks(conn, (row.task_identifier for row in rows))
+        done = {row.correlation_id for row in rows}
+        return [FinishedJob(o, o.job, False) for c, o in mine.items() if c in done]
+
     def outcomes_saved(self, conn: Connection, finished: Sequence[FinishedJob]) -> bool:
         """Whether a ``finish_jobs`` whose COMMIT was lost landed (its attempts are closed).
 
@@ -208,6 +252,11 @@ class Outcomes(Claim):
 
     def _close_history(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
         """Close the ``started`` rows of these attempts with their outcomes, in one statement."""
+        correlations = list({o.job.correlation_id for o in outcomes})
+        self.close_history_rows(conn, correlations, self._closing_values(outcomes))
+
+    def _closing_values(self, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+        """The values that close these attempts' history rows (CASEs over the correlation id)."""
         by_correlation = {o.job.correlation_id: o for o in outcomes}
         columns: dict[str, dict[Any, Any]] = {
             "status": {},
@@ -237,4 +286,4 @@ class Outcomes(Claim):
         values: dict[str, Any] = {"completed_at": self.dialect.now()}
         for name, per_row in columns.items():
             values[name] = self._per_row(job_history.c.correlation_id, job_history.c[name], per_row)
-        self.close_history_rows(conn, list(by_correlation), values)
+        return values

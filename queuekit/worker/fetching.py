@@ -75,12 +75,16 @@ class Fetcher:
                 claim_started = time.monotonic()
                 with state.lock:
                     holding = bool(state.held)
+                    # Jobs of named queues only for slots free now: one waiting in the
+                    # buffer would hold its whole queue while others could run it.
+                    startable = max(0, state.claimable_slots() - len(state.ready))
                 jobs = settings.manager.get_jobs(
                     settings.worker_id,
                     task_identifiers=settings.task_identifiers,
                     forbidden_flags=settings.forbidden_flags,
                     batch_size=want,
                     history_retention=settings.history_retention,
+                    max_queued=startable,
                 )
             except Exception as error:
                 # The claim may have committed with its answer lost: look for such
@@ -107,7 +111,7 @@ class Fetcher:
         state = self.state
         if state.fenced:
             return 0
-        idle = state.settings.concurrency - state.busy
+        idle = state.claimable_slots()
         want = idle + state.prefetch - len(state.ready)
         # Top up only once the buffer ran low, so claims come in useful batches.
         if want <= 0 or not state.running_low():

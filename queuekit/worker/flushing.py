@@ -46,7 +46,9 @@ class Flusher:
                 if state.flush_deadline is not None and time.monotonic() > state.flush_deadline:
                     self._give_up_pending()
                     continue
-            if not state.flusher_exit:
+                # A named queue waits for its release: write at once instead of gathering.
+                gather = not state.flusher_exit and not state.settling
+            if gather:
                 time.sleep(FLUSH_WINDOW)  # let a batch gather
             with state.lock:
                 batch = state.pending[:FLUSH_BATCH]
@@ -186,6 +188,7 @@ class Flusher:
                     if wants("job/exhausted"):
                         events.append(("job/exhausted", outcome_data(outcome)))
             state.flushing -= 1
+            state.settled(batch)
             # A finished job frees its named queue: the queue's next job is claimable
             # now, with no notification to say so. A drain re-checks after every flush.
             if state.mode == "drain" or any(p.outcome.job.queue_name for p in batch):
@@ -206,6 +209,7 @@ class Flusher:
         )
         for pending in state.pending:
             state.held.pop(pending.outcome.job.correlation_id, None)  # type: ignore[arg-type]
+        state.settled(state.pending)
         state.pending.clear()
         state.fetch_wake.notify_all()
 

@@ -167,6 +167,10 @@ class WorkerState:
         self.flushing = 0
         #: Task slots in use, abandoned attempts whose task has not returned included.
         self.busy = 0
+        #: Outcomes of named-queue jobs not recorded yet. Their slots claim only once
+        #: the outcome freed the queue, so that the queue's next job can be among
+        #: what they claim (claimed earlier, the slot would take other work first).
+        self.settling = 0
         #: Heap of (deadline, sequence, run) for ``job_timeout``.
         self.deadlines: list[tuple[float, int, Run]] = []
         #: Started thread attempts waiting for a task thread to pick them up.
@@ -206,13 +210,23 @@ class WorkerState:
         """Whether the claimed-but-unstarted buffer is low enough to claim more."""
         return len(self.ready) <= self.prefetch // 2
 
+    def settled(self, batch: list[Pending]) -> None:
+        """Note that the outcomes of ``batch`` left the worker (recorded or given up)."""
+        self.settling -= sum(1 for p in batch if p.outcome.job.queue_name is not None)
+
     def drained(self) -> bool:
         """Whether nothing is claimed, running or waiting to be written."""
         return not (self.ready or self.running or self.pending or self.flushing)
 
+    def claimable_slots(self) -> int:
+        """Task slots a claim may fill now (free, and not waiting for their queue's release)."""
+        return self.settings.concurrency - self.busy - self.settling
+
     def queue_outcome(self, pending: Pending) -> None:
         """Hand an outcome to the flusher."""
         self.pending.append(pending)
+        if pending.outcome.job.queue_name is not None:
+            self.settling += 1
         if len(self.pending) == 1 or len(self.pending) >= FLUSH_BATCH:
             self.flush_wake.notify()
 
