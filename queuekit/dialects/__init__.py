@@ -16,7 +16,7 @@ all dialects. The members of ``DialectSupport``, by what they are for:
 - Statements: ``has_any_flag``, ``upsert``, ``insert_skipping_conflicts``,
   ``skip_insert_returns_ids``, ``new_uuid``, ``writes_in_ctes``.
 - Bulk loading: ``bulk_loads``, ``copy_rows``.
-- Waking workers: ``notifies``, ``wake_up_values``, ``open_listener`` (a
+- Waking workers: ``notifies``, ``wake_up_values``, ``wake_up_condition``, ``open_listener`` (a
   :class:`~queuekit.dialects.base.Listener`).
 
 Driver errors are classified in :mod:`queuekit.errors`, by the codes the
