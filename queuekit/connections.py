@@ -18,11 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL
 
+from queuekit.defaults import POOLERS
 from queuekit.dialects import support_for
 from queuekit.errors import InvalidArgumentError
-
-#: Connection poolers queuekit knows how to run behind.
-POOLERS = ("transaction",)
 
 #: Pooled connections a worker uses at once: the fetch loop, the flusher and
 #: the housekeeper (heartbeats), each one at a time.

@@ -19,10 +19,14 @@ LOCK_TIMEOUT = "10 minutes"
 #: ``reset_locked_jobs``' own, more cautious default when called directly.
 RESET_LOCK_TIMEOUT = "4 hours"
 
+#: Connection poolers queuekit knows how to run behind (``pooler=``, ``--pooler``).
+POOLERS = ("transaction",)
+
 __all__ = [
     "HISTORY_RETENTION",
     "LOCK_TIMEOUT",
     "MAX_ATTEMPTS",
+    "POOLERS",
     "RESET_LOCK_TIMEOUT",
     "TASK_IDENTIFIER_KEEP",
 ]

@@ -43,7 +43,7 @@ from queuekit.cli.tables import (
     shorten,
     when,
 )
-from queuekit.connections import POOLERS, create_engine
+from queuekit.defaults import POOLERS
 from queuekit.durations import parse_duration
 from queuekit.errors import (
     DatabaseError,
@@ -367,6 +367,8 @@ class State:
                     f"--database-url {self.display_url!r}: port {port} is not between 1 and 65535"
                 )
             try:
+                from queuekit.connections import create_engine
+
                 self._engine = create_engine(self.url, pooler=self.pooler)
             except sa.exc.NoSuchModuleError as error:
                 raise InputError(f"--database-url {self.display_url!r}: {error}") from error

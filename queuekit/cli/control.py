@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from queuekit.cli.app import (
     JOB_ID,
@@ -20,6 +20,9 @@ from queuekit.cli.app import (
     when,
 )
 from queuekit.types import TaskIdentifier
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @cli.command("cancel")
@@ -48,6 +51,8 @@ def cancel(job_ids: tuple[uuid.UUID, ...]) -> None:
 
 def tasks_table(tasks: Sequence[TaskIdentifier], title: str) -> Table:
     """Task identifiers with their pause state."""
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("task", "paused since (UTC)", "schema"):
         table.add_column(column)
@@ -102,6 +107,8 @@ def workers() -> None:
         print_json(registered)
         return
     now = manager.now()
+    from rich.table import Table
+
     table = Table(title="Workers")
     for column in ("worker id", "host", "pid", "started (UTC)", "last seen", "tasks", "slots"):
         table.add_column(column, no_wrap=column in {"worker id", "started (UTC)"})

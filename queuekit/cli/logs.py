@@ -17,9 +17,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Literal
 
-from rich.console import Console
-from rich.logging import RichHandler
-
 LogFormat = Literal["text", "json"]
 #: The ``--log-format`` choices.
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -59,6 +56,9 @@ def stderr_handler(log_format: LogFormat) -> logging.Handler:
         handler.setFormatter(JsonLineFormatter())
         return handler
     if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
         return RichHandler(console=Console(stderr=True), show_path=False, markup=False)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
