@@ -28,7 +28,13 @@ WORKER = "control-worker"
 
 def _backdate_worker(manager: JobManager, worker_id: str, by: timedelta) -> None:
     """Make a worker's row look as if it was last seen ``by`` earlier (a dead process)."""
-    with manager.engine.begin() as conn:
+    # Read, then write: on SQLite the transaction must hold the write lock from
+    # BEGIN, as queuekit's own do, or a running worker's heartbeat in between
+    # makes the write fail at once.
+    with (
+        manager.engine.connect() as conn,
+        conn.execution_options(queuekit_own_transaction=True).begin(),
+    ):
         seen = conn.execute(
             sa.select(workers.c.last_seen).where(workers.c.worker_id == worker_id)
         ).scalar_one()
