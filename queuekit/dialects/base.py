@@ -7,7 +7,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Connection, Engine, Table, bindparam
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    tuple_,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
@@ -120,6 +129,23 @@ class DialectSupport:
     def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
         """True where the JSON array column shares at least one element with ``flags``."""
         raise NotImplementedError
+
+    def one_of(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """True where ``column`` equals one of ``values`` (an IN list by default).
+
+        A dialect with array parameters sends the values as one array, so the
+        statement text does not depend on how many there are.
+        """
+        return column.in_(list(values))
+
+    def pair_of(
+        self,
+        first: ColumnElement[Any],
+        second: ColumnElement[Any],
+        pairs: Sequence[tuple[Any, Any]],
+    ) -> ColumnElement[bool]:
+        """True where ``(first, second)`` equals one of ``pairs`` (a row-value IN by default)."""
+        return tuple_(first, second).in_(list(pairs))
 
     def upsert(
         self,

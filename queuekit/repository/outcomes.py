@@ -11,7 +11,6 @@ from sqlalchemy import (
     case,
     delete,
     select,
-    tuple_,
     update,
 )
 
@@ -209,7 +208,7 @@ class Outcomes(Claim):
         claims = [(o.job.id, correlation) for correlation, o in mine.items()]
         finished_jobs = (
             delete(jobs)
-            .where(tuple_(jobs.c.id, jobs.c.correlation_id).in_(claims))
+            .where(self.dialect.pair_of(jobs.c.id, jobs.c.correlation_id, claims))
             .where(jobs.c.locked_by == worker_id)
             .returning(jobs.c.correlation_id, jobs.c.task_identifier, jobs.c.queue_name)
             .cte("finished_jobs")
