@@ -15,10 +15,14 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
+    column,
     tuple_,
+    values,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
 
 #: Execution option that marks a connection whose next transaction queuekit opens
 #: for itself (not the application's), so a dialect may set that transaction up
@@ -146,6 +150,17 @@ class DialectSupport:
     ) -> ColumnElement[bool]:
         """True where ``(first, second)`` equals one of ``pairs`` (a row-value IN by default)."""
         return tuple_(first, second).in_(list(pairs))
+
+    def rows_of(
+        self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
+    ) -> FromClause:
+        """Equal-length lists of values as a named table of rows (a VALUES list by default).
+
+        A dialect with array parameters sends one array per column, so the
+        statement text does not depend on how many rows there are.
+        """
+        table = values(*(column(n, t) for n, (t, _) in columns.items()), name=name)
+        return table.data(list(zip(*(v for _, v in columns.values()), strict=True)))
 
     def upsert(
         self,

@@ -36,8 +36,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import Interval
+from sqlalchemy.types import Interval, TypeEngine
 
 from queuekit.dialects.base import Listener
 from queuekit.dialects.on_conflict import OnConflictSupport
@@ -171,6 +172,17 @@ class PostgreSQLSupport(OnConflictSupport):
         seconds = bindparam(None, [p[1] for p in pairs], type_=ARRAY(second.type))
         zipped = select(func.unnest(firsts), func.unnest(seconds))
         return tuple_(first, second).in_(zipped)
+
+    def rows_of(
+        self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
+    ) -> FromClause:
+        # unnest() of one array per column, side by side, zips them into rows.
+        return select(
+            *(
+                func.unnest(bindparam(None, list(v), type_=ARRAY(t)), type_=t).label(n)
+                for n, (t, v) in columns.items()
+            )
+        ).subquery(name)
 
     def new_uuid(self) -> ColumnElement[uuid.UUID]:
         return func.gen_random_uuid(type_=Uuid())

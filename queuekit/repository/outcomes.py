@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    Uuid,
     case,
     delete,
     select,
@@ -213,13 +215,25 @@ class Outcomes(Claim):
             .returning(jobs.c.correlation_id, jobs.c.task_identifier, jobs.c.queue_name)
             .cte("finished_jobs")
         )
+        # The execution times (the one value that differs per row of completed
+        # attempts) come as a table of rows, so the statement text stays the same.
+        times = self.dialect.rows_of(
+            "outcome_times",
+            {
+                "correlation_id": (Uuid(), list(mine)),
+                "execution_time_ms": (BigInteger(), [o.execution_time_ms for o in mine.values()]),
+            },
+        )
+        closing = self._closing_values(list(mine.values()))
+        closing["execution_time_ms"] = times.c.execution_time_ms
         closed = (
             update(job_history)
             .where(
                 job_history.c.correlation_id == finished_jobs.c.correlation_id,
+                job_history.c.correlation_id == times.c.correlation_id,
                 job_history.c.status == "started",
             )
-            .values(self._closing_values(list(mine.values())))
+            .values(closing)
         )
         statement = select(finished_jobs.c.correlation_id, finished_jobs.c.task_identifier)
         statement = statement.add_cte(closed.cte("closed_history"))
