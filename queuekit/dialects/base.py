@@ -15,9 +15,12 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
-    column,
+    false,
+    literal,
+    null,
+    select,
     tuple_,
-    values,
+    union_all,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import FromClause
@@ -154,13 +157,21 @@ class DialectSupport:
     def rows_of(
         self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
     ) -> FromClause:
-        """Equal-length lists of values as a named table of rows (a VALUES list by default).
+        """Equal-length lists of values as a named table of rows (a UNION ALL by default).
 
         A dialect with array parameters sends one array per column, so the
         statement text does not depend on how many rows there are.
         """
-        table = values(*(column(n, t) for n, (t, _) in columns.items()), name=name)
-        return table.data(list(zip(*(v for _, v in columns.values()), strict=True)))
+        rows = list(zip(*(v for _, v in columns.values()), strict=True))
+        types = [(n, t) for n, (t, _) in columns.items()]
+        if not rows:
+            nothing = select(*(null().label(n) for n, _ in types)).where(false())
+            return nothing.subquery(name)
+        selects = [
+            select(*(literal(v, t).label(n) for (n, t), v in zip(types, row, strict=True)))
+            for row in rows
+        ]
+        return union_all(*selects).subquery(name)
 
     def upsert(
         self,
