@@ -138,12 +138,19 @@ def test_a_flush_of_completions_is_one_statement_on_postgresql(
         [JobSpec("t", {"i": i}, queue_name=f"q{i}" if queued else None) for i in range(80)]
     )
     manager.complete_jobs(WORKER, manager.get_jobs(WORKER, batch_size=1), 5)  # touches "t"
+    texts = set()
     for size in BATCHES:
         claimed = manager.get_jobs(WORKER, batch_size=size)
         with counting(engine) as counter:
-            finished = manager.complete_jobs(WORKER, claimed, 5)
+            # Execution times that differ per job travel as parameters too.
+            finished = manager.finish_jobs(
+                WORKER, [Outcome(job, "completed", n) for n, job in enumerate(claimed)]
+            )
         assert len(finished) == size
         assert counter.count == 1, counter.statements
+        texts.update(counter.statements)
+    # The ids and times are sent as arrays: one statement text, prepared once.
+    assert len(texts) == 1, texts
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT COUNT(*) FROM queuekit_jobs")).scalar()
         open_rows = conn.execute(
@@ -153,3 +160,19 @@ def test_a_flush_of_completions_is_one_statement_on_postgresql(
             sa.text("SELECT COUNT(*) FROM queuekit_job_queues WHERE locked_at IS NOT NULL")
         ).scalar()
     assert (left, open_rows, held) == (80 - 1 - sum(BATCHES), 0, 0)
+
+
+def test_claim_statements_keep_one_text_on_postgresql(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("array parameters are PostgreSQL's")
+    manager.add_jobs([JobSpec("t", {"i": i}) for i in range(sum(BATCHES))])
+    texts: list[set[str]] = []
+    for size in BATCHES:
+        with counting(engine) as counter:
+            claimed = manager.get_jobs(WORKER, batch_size=size)
+        assert len(claimed) == size
+        texts.append(set(counter.statements))
+    # The locked ids are one array parameter, whatever their number.
+    assert texts[0] == texts[1] == texts[2], texts

@@ -7,9 +7,25 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Connection, Engine, Table, bindparam
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    false,
+    literal,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
 
 #: Execution option that marks a connection whose next transaction queuekit opens
 #: for itself (not the application's), so a dialect may set that transaction up
@@ -120,6 +136,42 @@ class DialectSupport:
     def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
         """True where the JSON array column shares at least one element with ``flags``."""
         raise NotImplementedError
+
+    def one_of(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """True where ``column`` equals one of ``values`` (an IN list by default).
+
+        A dialect with array parameters sends the values as one array, so the
+        statement text does not depend on how many there are.
+        """
+        return column.in_(list(values))
+
+    def pair_of(
+        self,
+        first: ColumnElement[Any],
+        second: ColumnElement[Any],
+        pairs: Sequence[tuple[Any, Any]],
+    ) -> ColumnElement[bool]:
+        """True where ``(first, second)`` equals one of ``pairs`` (a row-value IN by default)."""
+        return tuple_(first, second).in_(list(pairs))
+
+    def rows_of(
+        self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
+    ) -> FromClause:
+        """Equal-length lists of values as a named table of rows (a UNION ALL by default).
+
+        A dialect with array parameters sends one array per column, so the
+        statement text does not depend on how many rows there are.
+        """
+        rows = list(zip(*(v for _, v in columns.values()), strict=True))
+        types = [(n, t) for n, (t, _) in columns.items()]
+        if not rows:
+            nothing = select(*(null().label(n) for n, _ in types)).where(false())
+            return nothing.subquery(name)
+        selects = [
+            select(*(literal(v, t).label(n) for (n, t), v in zip(types, row, strict=True)))
+            for row in rows
+        ]
+        return union_all(*selects).subquery(name)
 
     def upsert(
         self,

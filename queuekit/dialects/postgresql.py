@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     Table,
     Uuid,
+    any_,
     bindparam,
     cast,
     event,
@@ -30,12 +31,14 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import Interval
+from sqlalchemy.types import Interval, TypeEngine
 
 from queuekit.dialects.base import Listener
 from queuekit.dialects.on_conflict import OnConflictSupport
@@ -152,6 +155,34 @@ class PostgreSQLSupport(OnConflictSupport):
     def has_any_flag(self, flags_column: Column[Any], flags: Sequence[str]) -> ColumnElement[bool]:
         wanted = bindparam(None, list(flags), type_=ARRAY(TEXT))
         return flags_column.op("?|", return_type=Boolean())(wanted)
+
+    def one_of(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        # column = ANY(:array): one statement text for any count, so the
+        # compiled form is cached and psycopg prepares it once.
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+
+    def pair_of(
+        self,
+        first: ColumnElement[Any],
+        second: ColumnElement[Any],
+        pairs: Sequence[tuple[Any, Any]],
+    ) -> ColumnElement[bool]:
+        # Two arrays unnested side by side give the pairs back as rows.
+        firsts = bindparam(None, [p[0] for p in pairs], type_=ARRAY(first.type))
+        seconds = bindparam(None, [p[1] for p in pairs], type_=ARRAY(second.type))
+        zipped = select(func.unnest(firsts), func.unnest(seconds))
+        return tuple_(first, second).in_(zipped)
+
+    def rows_of(
+        self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
+    ) -> FromClause:
+        # unnest() of one array per column, side by side, zips them into rows.
+        return select(
+            *(
+                func.unnest(bindparam(None, list(v), type_=ARRAY(t)), type_=t).label(n)
+                for n, (t, v) in columns.items()
+            )
+        ).subquery(name)
 
     def new_uuid(self) -> ColumnElement[uuid.UUID]:
         return func.gen_random_uuid(type_=Uuid())

@@ -310,7 +310,7 @@ class Claim(Enqueue):
         ids = [c.id for c in chosen]
         statement = (
             update(jobs)
-            .where(jobs.c.id.in_(ids))
+            .where(self.dialect.one_of(jobs.c.id, ids))
             .values(
                 locked_at=now,
                 locked_by=worker_id,

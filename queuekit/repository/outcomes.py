@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    Uuid,
     case,
     delete,
     select,
-    tuple_,
     update,
 )
 
@@ -209,18 +210,30 @@ class Outcomes(Claim):
         claims = [(o.job.id, correlation) for correlation, o in mine.items()]
         finished_jobs = (
             delete(jobs)
-            .where(tuple_(jobs.c.id, jobs.c.correlation_id).in_(claims))
+            .where(self.dialect.pair_of(jobs.c.id, jobs.c.correlation_id, claims))
             .where(jobs.c.locked_by == worker_id)
             .returning(jobs.c.correlation_id, jobs.c.task_identifier, jobs.c.queue_name)
             .cte("finished_jobs")
         )
+        # The execution times (the one value that differs per row of completed
+        # attempts) come as a table of rows, so the statement text stays the same.
+        times = self.dialect.rows_of(
+            "outcome_times",
+            {
+                "correlation_id": (Uuid(), list(mine)),
+                "execution_time_ms": (BigInteger(), [o.execution_time_ms for o in mine.values()]),
+            },
+        )
+        closing = self._closing_values(list(mine.values()))
+        closing["execution_time_ms"] = times.c.execution_time_ms
         closed = (
             update(job_history)
             .where(
                 job_history.c.correlation_id == finished_jobs.c.correlation_id,
+                job_history.c.correlation_id == times.c.correlation_id,
                 job_history.c.status == "started",
             )
-            .values(self._closing_values(list(mine.values())))
+            .values(closing)
         )
         statement = select(finished_jobs.c.correlation_id, finished_jobs.c.task_identifier)
         statement = statement.add_cte(closed.cte("closed_history"))
