@@ -41,6 +41,7 @@ from queuekit.session import (
     on_transaction_end,
     result_stands,
 )
+from queuekit.support import Support
 from queuekit.types import (
     HISTORY_STATUSES,
     JOB_STATUSES,
@@ -76,10 +77,12 @@ T = TypeVar("T")
 MAINTENANCE_BATCH = 1000
 
 
-class JobManager(Control):
+class JobManager(Control, Support):
     """Enqueue, claim, finish and administer jobs stored in ``bind``'s database.
 
-    Cancelling, pausing and the worker registry come from :class:`~queuekit.control.Control`.
+    Cancelling, pausing and the worker registry come from :class:`~queuekit.control.Control`;
+    the internal methods queuekit's worker, scheduler, CLI and dashboard use come from
+    :class:`~queuekit.support.Support`.
     """
 
     def __init__(

@@ -385,12 +385,7 @@ def drain_worker(
     progress = None if state.json else progress_bar()
     if progress is not None:
         pending = set(
-            manager.transactions.run(
-                None,
-                lambda conn: manager.repository.claimable_job_ids(
-                    conn, task_identifiers, forbidden_flags, DRAIN_COUNT_LIMIT
-                ),
-            )
+            manager.claimable_job_ids(task_identifiers, forbidden_flags, DRAIN_COUNT_LIMIT)
         )
         total = [len(pending)]
         seen: set[Any] = set()
