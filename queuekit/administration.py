@@ -7,9 +7,8 @@ collection in bounded batches; rate-limit buckets.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import Connection
 
@@ -18,8 +17,8 @@ from queuekit.durations import Duration, check_optional_time, duration_ms
 from queuekit.errors import InvalidArgumentError
 from queuekit.limits import check_text
 from queuekit.models import jobs
-from queuekit.repository import Repository
-from queuekit.session import Confirm, SessionLike, check_session
+from queuekit.parts import ManagerPart
+from queuekit.session import SessionLike, check_session
 from queuekit.types import Job, JobQueue, JobSpec, RateLimit
 from queuekit.validation import (
     NewJob,
@@ -31,35 +30,9 @@ from queuekit.validation import (
     check_required_name,
 )
 
-T = TypeVar("T")
 
-
-class Administration:
+class Administration(ManagerPart):
     """Administer jobs and queues, run maintenance steps, manage rate limits."""
-
-    repository: Repository
-
-    def _run(
-        self,
-        session: SessionLike,
-        work: Callable[[Connection], T],
-        *,
-        confirm: Confirm[T] | None = None,
-    ) -> T:
-        raise NotImplementedError  # JobManager runs work in the caller's or its own transaction
-
-    def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        raise NotImplementedError  # JobManager runs reads like _run, confirming nothing
-
-    def _enqueue(
-        self,
-        session: SessionLike,
-        operation: str,
-        build: Callable[[Connection], Sequence[NewJob]],
-        *,
-        confirm: Confirm[list[Job]] | None = None,
-    ) -> list[Job]:
-        raise NotImplementedError  # JobManager checks and inserts the jobs
 
     # -- admin ------------------------------------------------------------------------
 
@@ -185,9 +158,6 @@ class Administration:
         return self._run(session, lambda conn: self.repository.force_unlock_queues(conn, names))
 
     # -- maintenance --------------------------------------------------------------------
-
-    def _batched(self, session: SessionLike, step: Callable[[Connection, int], int]) -> int:
-        raise NotImplementedError  # JobManager repeats the step in bounded transactions
 
     def reset_locked_jobs(
         self, *, lock_timeout: Duration = defaults.RESET_LOCK_TIMEOUT, session: SessionLike = None

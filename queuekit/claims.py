@@ -6,8 +6,7 @@ holds the job (same worker, same correlation id); anything else is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
@@ -16,28 +15,17 @@ from queuekit.durations import Duration, duration_ms
 from queuekit.errors import InvalidArgumentError
 from queuekit.limits import check_text, document_problem
 from queuekit.models import job_history
-from queuekit.repository import FinishedJob, Outcome, Repository
-from queuekit.session import Confirm, SessionLike, check_session
+from queuekit.parts import ManagerPart
+from queuekit.repository import FinishedJob, Outcome
+from queuekit.session import SessionLike, check_session
 from queuekit.types import Job, JobError, PartialSuccess, RetryPolicy
 from queuekit.validation import check_int, check_names, check_worker_id
 
-T = TypeVar("T")
 
-
-class Claims:
+class Claims(ManagerPart):
     """Claim jobs, record their outcomes, keep their locks fresh, give them back."""
 
-    repository: Repository
     retry: RetryPolicy
-
-    def _run(
-        self,
-        session: SessionLike,
-        work: Callable[[Connection], T],
-        *,
-        confirm: Confirm[T] | None = None,
-    ) -> T:
-        raise NotImplementedError  # JobManager runs work in the caller's or its own transaction
 
     # -- worker surface -----------------------------------------------------------
 

@@ -6,29 +6,18 @@ Reads write nothing, so a COMMIT lost after one never matters to it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
-
-from sqlalchemy import Connection
 
 from queuekit.durations import check_optional_time
 from queuekit.errors import InvalidArgumentError
-from queuekit.repository import Repository
+from queuekit.parts import ManagerPart
 from queuekit.session import SessionLike
 from queuekit.types import HISTORY_STATUSES, JOB_STATUSES, HistoryRecord, Job, JobQueue, QueueStats
 from queuekit.validation import check_int, check_job_ids, check_name
 
-T = TypeVar("T")
 
-
-class Inspection:
+class Inspection(ManagerPart):
     """Read jobs, their history, queues, statistics and the database clock."""
-
-    repository: Repository
-
-    def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        raise NotImplementedError  # JobManager runs reads like _run, confirming nothing
 
     # -- reading --------------------------------------------------------------------------
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection
 
-from queuekit.repository import Repository
+from queuekit.parts import ManagerPart
 from queuekit.session import SessionLike
 from queuekit.types import Job, JobSpec
-
-T = TypeVar("T")
 
 #: A cron entry's state: when it became known, and the last slot fired (None: never).
 CrontabState = tuple[datetime, datetime | None]
@@ -28,13 +26,8 @@ CrontabState = tuple[datetime, datetime | None]
 DueSlot = Callable[[datetime, datetime | None, datetime], datetime | None]
 
 
-class Support:
+class Support(ManagerPart):
     """Internal statements run for queuekit's worker, scheduler, CLI and dashboard."""
-
-    repository: Repository
-
-    def _run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        raise NotImplementedError  # JobManager runs work in the caller's or its own transaction
 
     def add_jobs(self, specs: Sequence[JobSpec], *, session: SessionLike = None) -> list[Job]:
         raise NotImplementedError  # JobManager validates and enqueues
