@@ -13,15 +13,14 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
 from queuekit import defaults, instrumentation
 from queuekit.durations import Duration, duration_ms
 from queuekit.errors import InvalidArgumentError, InvalidWorkerIdError
-from queuekit.repository import Repository
+from queuekit.parts import ManagerPart
 from queuekit.session import SessionLike, check_session
 from queuekit.types import Job, TaskIdentifier, WorkerInfo
 from queuekit.validation import (
@@ -31,21 +30,14 @@ from queuekit.validation import (
     check_worker_id,
 )
 
-T = TypeVar("T")
-
 #: How long a cancelled job's history row is kept (the claim's default retention).
 DEFAULT_HISTORY_RETENTION = defaults.HISTORY_RETENTION
 #: Heartbeat periods within which a worker's row counts as live.
 LIVE_HEARTBEATS = 3
 
 
-class Control:
+class Control(ManagerPart):
     """Cancel jobs, pause and resume tasks, and keep the registry of running workers."""
-
-    repository: Repository
-
-    def _run(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        raise NotImplementedError  # JobManager runs work in the caller's or its own transaction
 
     # -- cancel and pause ------------------------------------------------------------
 

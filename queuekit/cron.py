@@ -27,7 +27,6 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from sqlalchemy import Connection
 
 from queuekit.errors import InvalidArgumentError
 from queuekit.manager import JobManager
@@ -217,17 +216,6 @@ class CronFiring:
     task_identifier: str
 
 
-def claim_slot(
-    manager: JobManager,
-    conn: Connection,
-    identifier: str,
-    previous: datetime | None,
-    slot: datetime,
-) -> bool:
-    """Compare-and-set ``last_execution`` inside ``conn``'s transaction."""
-    return manager.repository.claim_cron_slot(conn, identifier, previous, slot)
-
-
 class CronScheduler:
     """Enqueues each entry's job once per slot, cooperating with any other schedulers.
 
@@ -256,9 +244,7 @@ class CronScheduler:
         """Create the state rows of entries never seen before."""
         identifiers = [entry.identifier for entry in self.entries]
         if identifiers:
-            self.manager.transactions.run(
-                None, lambda conn: self.manager.repository.ensure_crontabs(conn, identifiers)
-            )
+            self.manager.ensure_crontabs(identifiers)
         self._registered = True
 
     def fire_due(self) -> list[CronFiring]:
@@ -271,16 +257,11 @@ class CronScheduler:
             return []
         if not self._registered:
             self.register()
-        repository = self.manager.repository
         identifiers = [entry.identifier for entry in self.entries]
-
-        def read(conn: Connection) -> tuple[datetime, dict[str, tuple[datetime, datetime | None]]]:
-            return repository.now(conn), repository.crontab_states(conn, identifiers)
-
-        now, states = self.manager.transactions.run(None, read)
+        now, states = self.manager.crontab_states(identifiers)
         if len(states) < len(identifiers):
             self.register()  # a row was removed behind our back; it starts afresh
-            now, states = self.manager.transactions.run(None, read)
+            now, states = self.manager.crontab_states(identifiers)
         fired: list[CronFiring] = []
         upcoming: list[datetime] = []
         for entry in self.entries:
@@ -311,17 +292,11 @@ class CronScheduler:
 
     def _fire(self, entry: CronJob, previous: datetime | None, slot: datetime) -> CronFiring | None:
         spec = entry.job_spec()
-
-        def work(conn: Connection) -> CronFiring | None:
-            if not claim_slot(self.manager, conn, entry.identifier, previous, slot):
-                return None
-            job = self.manager.add_jobs([spec], session=conn)[0]
-            return CronFiring(entry.identifier, slot, job.id, spec.task_identifier)
-
-        firing: CronFiring | None = self.manager.transactions.run(None, work)
-        if firing is not None:
-            log.info("cron %s fired for slot %s (job %s)", entry.identifier, slot, firing.job_id)
-        return firing
+        job = self.manager.fire_cron_slot(entry.identifier, previous, slot, spec)
+        if job is None:
+            return None
+        log.info("cron %s fired for slot %s (job %s)", entry.identifier, slot, job.id)
+        return CronFiring(entry.identifier, slot, job.id, spec.task_identifier)
 
     @property
     def next_due(self) -> datetime | None:

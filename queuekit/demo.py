@@ -176,15 +176,12 @@ def prepare(manager: JobManager, out: Console) -> tuple[int, str]:
     manager.register_rate_limit(RATE_LIMIT_KEY, capacity, interval)
     # Pretend the application last ran two hours ago: the cron entry's missed
     # slot fires once when the worker starts (one catch-up run, not two).
-    repository = manager.repository
+    manager.ensure_crontabs([CRON_ENTRY])
 
-    def backdate(conn: Any) -> None:
-        repository.ensure_crontabs(conn, [CRON_ENTRY])
-        state = repository.crontab_states(conn, [CRON_ENTRY])[CRON_ENTRY]
-        slot = latest_slot("0 * * * *", repository.now(conn) - timedelta(hours=2))
-        repository.claim_cron_slot(conn, CRON_ENTRY, state[1], slot)
+    def backdate(known_since: datetime, last: datetime | None, now: datetime) -> datetime:
+        return latest_slot("0 * * * *", now - timedelta(hours=2))
 
-    manager.transactions.run(None, backdate)
+    manager.claim_due_slot(CRON_ENTRY, backdate)
     try:
         manager.add_job("demo.send_email", {"to": "not-an-address", "subject": "Hi"})
         rejected = "(accepted?)"

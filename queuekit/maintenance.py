@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Connection
-
 from queuekit import defaults
 from queuekit.cron import check_schedule, due_slot, parse_timezone
 from queuekit.durations import Duration, parse_duration
@@ -144,26 +142,14 @@ class Maintenance:
 
     def run_gc_if_due(self) -> GcReport | None:
         """Garbage-collect if a GC slot passed unclaimed, claiming it first; else None."""
-        repository = self.manager.repository
         if not self._registered:
-            self.manager.transactions.run(
-                None, lambda conn: repository.ensure_crontabs(conn, [GC_IDENTIFIER])
-            )
+            self.manager.ensure_crontabs([GC_IDENTIFIER])
             self._registered = True
 
-        def claim(conn: Connection) -> datetime | None:
-            now = repository.now(conn)
-            state = repository.crontab_states(conn, [GC_IDENTIFIER]).get(GC_IDENTIFIER)
-            if state is None:
-                repository.ensure_crontabs(conn, [GC_IDENTIFIER])
-                return None
-            known_since, last = state
-            slot = due_slot(self.gc_schedule, self.gc_zone, known_since, last, now)
-            if slot is None or not repository.claim_cron_slot(conn, GC_IDENTIFIER, last, slot):
-                return None
-            return slot
+        def due(known_since: datetime, last: datetime | None, now: datetime) -> datetime | None:
+            return due_slot(self.gc_schedule, self.gc_zone, known_since, last, now)
 
-        slot: datetime | None = self.manager.transactions.run(None, claim)
+        slot = self.manager.claim_due_slot(GC_IDENTIFIER, due)
         if slot is None:
             return None
         return self.run_gc(slot)

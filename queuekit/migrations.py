@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, inspect
@@ -34,8 +34,15 @@ from sqlalchemy.schema import CreateSchema
 from queuekit.dialects import check_server_version
 from queuekit.dialects.base import OWN_TRANSACTION
 from queuekit.errors import InvalidArgumentError, SchemaNotMigratedError, translate_db_errors
-from queuekit.lineage import check_active_revision, check_new_revisions
+from queuekit.lineage import check_new_revisions
 from queuekit.models import metadata
+from queuekit.table_filters import (
+    TABLE_PREFIX,
+    VERSION_TABLE,
+    environment_options,
+    include_name,
+    include_object,
+)
 
 # Alembic is imported only to migrate: checking the schema, which every
 # JobManager and command does at start, reads the version table and the
@@ -60,8 +67,6 @@ __all__ = [
     "versions_location",
 ]
 
-TABLE_PREFIX = "queuekit_"
-VERSION_TABLE = "queuekit_alembic_version"
 #: The version table of a host application whose history merged queuekit's revisions.
 HOST_VERSION_TABLE = "alembic_version"
 UPGRADE_HINT = "run `queuekit db upgrade` or call queuekit.migrations.upgrade(engine)"
@@ -388,73 +393,6 @@ def _check_merged_lineage(connection: Connection, schema: str | None) -> None:
         raise SchemaNotMigratedError(
             f"queuekit's schema is out of date ({', '.join(sorted(missing))} missing); {hint}"
         )
-
-
-def is_queuekit_table(name: str | None) -> bool:
-    """Whether a table name belongs to queuekit (its version table included)."""
-    return name is not None and name.startswith(TABLE_PREFIX)
-
-
-def _table_of_name(
-    name: str | None, type_: str, parent_names: Mapping[str, str | None]
-) -> str | None:
-    return name if type_ == "table" else parent_names.get("table_name")
-
-
-def _table_of_object(object: Any, name: str | None, type_: str) -> str | None:
-    if type_ == "table":
-        return name
-    table = getattr(object, "table", None)
-    return getattr(table, "name", None)
-
-
-def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
-    """For a host's ``context.configure(include_name=...)``: leave queuekit's tables alone.
-
-    Under ``alembic revision --autogenerate`` it also refuses a new revision
-    aimed at queuekit's branch (see :mod:`queuekit.lineage`).
-    """
-    check_active_revision()
-    return not is_queuekit_table(_table_of_name(name, type_, parent_names))
-
-
-def include_object(
-    object: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    """For a host's ``context.configure(include_object=...)``: leave queuekit's tables alone.
-
-    Under ``alembic revision --autogenerate`` it also refuses a new revision
-    aimed at queuekit's branch (see :mod:`queuekit.lineage`).
-    """
-    check_active_revision()
-    return not is_queuekit_table(_table_of_object(object, name, type_))
-
-
-def _include_own_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
-    """queuekit's own environment considers only queuekit's tables."""
-    table = _table_of_name(name, type_, parent_names)
-    return table is None or is_queuekit_table(table)
-
-
-def _include_own_object(
-    object: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    """queuekit's own environment considers only queuekit's tables."""
-    table = _table_of_object(object, name, type_)
-    return table is None or is_queuekit_table(table)
-
-
-def environment_options(schema: str | None = None) -> dict[str, Any]:
-    """``context.configure()`` options of queuekit's own environment (autogenerate included)."""
-    return {
-        "target_metadata": metadata,
-        "version_table": VERSION_TABLE,
-        "version_table_schema": schema,
-        "include_name": _include_own_name,
-        "include_object": _include_own_object,
-        "compare_type": True,
-        "compare_server_default": True,
-    }
 
 
 _context_options = environment_options  # the name older code (and its tests) use

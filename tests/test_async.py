@@ -33,6 +33,7 @@ from queuekit import (
     SchemaNotMigratedError,
 )
 from queuekit.models import jobs
+from queuekit.support import Support
 
 T = TypeVar("T")
 WORKER = "async-worker"
@@ -343,6 +344,7 @@ def test_every_public_method_has_an_async_twin() -> None:
         "touch_worker",
         "remove_worker",
         "remove_dead_workers",
+        *(name for name in vars(Support) if not name.startswith("_")),
     }
     public = {
         name

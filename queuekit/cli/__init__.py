@@ -6,7 +6,18 @@ each other module adds one family of commands to it when imported.
 
 from __future__ import annotations
 
-from queuekit.cli import admin, control, database, jobs, running, web
+from queuekit.cli import admin, control, database, jobs, maintenance, running, web
 from queuekit.cli.app import cli, jsonable, main
 
-__all__ = ["admin", "cli", "control", "database", "jobs", "jsonable", "main", "running", "web"]
+__all__ = [
+    "admin",
+    "cli",
+    "control",
+    "database",
+    "jobs",
+    "jsonable",
+    "main",
+    "maintenance",
+    "running",
+    "web",
+]

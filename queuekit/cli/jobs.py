@@ -75,9 +75,7 @@ def add(
         run_at = manager.now() + delay
     holder = None
     if job_key is not None:
-        holder = manager.transactions.run(
-            None, lambda conn: manager.repository.job_with_key(conn, job_key)
-        )
+        holder = manager.job_with_key(job_key)
     try:
         job = manager.add_job(
             task,

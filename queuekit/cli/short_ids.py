@@ -60,9 +60,7 @@ def resolve(manager: JobManager, prefix: str) -> uuid.UUID:
     """The one job (queued or in history) whose id starts with ``prefix``; ValueError otherwise."""
     low = uuid.UUID(prefix.ljust(32, "0"))
     high = uuid.UUID(prefix.ljust(32, "f"))
-    found = manager.transactions.run(
-        None, lambda conn: manager.repository.job_ids_between(conn, low, high, 3)
-    )
+    found = manager.job_ids_between(low, high, 3)
     if not found:
         raise ValueError(f"no job id starts with {prefix!r} (see `queuekit jobs list`)")
     if len(found) > 1:

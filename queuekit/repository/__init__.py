@@ -4,11 +4,15 @@ Methods take the caller's :class:`~sqlalchemy.engine.Connection` and never
 commit: the transaction belongs to whoever opened it. Arguments arrive
 already checked (see :mod:`queuekit.validation`); what differs between
 databases comes from the dialect seam (:mod:`queuekit.dialects`). Each module
-of this package adds one group of statements on top of the one below it.
+of this package is one mixin over :class:`~queuekit.repository.base.RepositoryBase`
+holding one group of statements; a mixin subclasses another only when it calls
+that one's methods (enqueue, settling and administration refresh the task
+catalogue; administration also lists queues). :class:`Repository` composes them.
 """
 
 from __future__ import annotations
 
+from queuekit.repository.admin import Admin
 from queuekit.repository.base import (
     CANCELLED_MESSAGE,
     CHUNK,
@@ -20,10 +24,16 @@ from queuekit.repository.base import (
     chunks,
     error_text,
 )
+from queuekit.repository.catalog import Catalog
+from queuekit.repository.claim import Claim
+from queuekit.repository.control import Control
+from queuekit.repository.enqueue import Enqueue
+from queuekit.repository.outcomes import Outcomes
+from queuekit.repository.reading import Reading
 from queuekit.repository.registry import Registry
 
 
-class Repository(Registry):
+class Repository(Enqueue, Claim, Outcomes, Admin, Control, Registry, Catalog, Reading):
     """queuekit's statements over one dialect and an optional named schema."""
 
 

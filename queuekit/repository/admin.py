@@ -32,7 +32,8 @@ from queuekit.repository.base import (
     chunks,
     history_window,
 )
-from queuekit.repository.outcomes import Outcomes
+from queuekit.repository.catalog import Catalog
+from queuekit.repository.reading import Reading
 from queuekit.rows import (
     history_from_row,
     job_from_row,
@@ -44,7 +45,7 @@ from queuekit.types import (
 )
 
 
-class Admin(Outcomes):
+class Admin(Catalog, Reading):
     """Statements that operators and the maintenance loop run."""
 
     def _take_locks(

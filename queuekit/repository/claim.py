@@ -27,8 +27,7 @@ from queuekit.models import (
     rate_limits,
 )
 from queuekit.models import task_identifiers as task_table
-from queuekit.repository.base import CLAIM_ROUNDS, chunks
-from queuekit.repository.enqueue import Enqueue
+from queuekit.repository.base import CLAIM_ROUNDS, RepositoryBase, chunks
 from queuekit.rows import (
     job_from_row,
 )
@@ -37,7 +36,7 @@ from queuekit.types import (
 )
 
 
-class Claim(Enqueue):
+class Claim(RepositoryBase):
     """Statements that lock jobs for a worker and open their history rows."""
 
     def claim_jobs(

@@ -10,13 +10,12 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from queuekit.ids import uuid7
 from queuekit.models import job_history, jobs, task_identifiers
-from queuekit.repository.admin import Admin
-from queuekit.repository.base import CANCELLED_MESSAGE, chunks
+from queuekit.repository.base import CANCELLED_MESSAGE, RepositoryBase, chunks
 from queuekit.rows import job_from_row, task_identifier_from_row
 from queuekit.types import Job, TaskIdentifier
 
 
-class Control(Admin):
+class Control(RepositoryBase):
     """Statements that stop work from running: cancel jobs, pause and resume tasks."""
 
     def cancel_jobs(

@@ -37,7 +37,7 @@ from queuekit.repository.base import (
     chunks,
     sized_chunks,
 )
-from queuekit.repository.reading import Reading
+from queuekit.repository.catalog import Catalog
 from queuekit.rows import (
     job_from_mapping,
     job_from_row,
@@ -48,7 +48,7 @@ from queuekit.types import (
 from queuekit.validation import NewJob
 
 
-class Enqueue(Reading):
+class Enqueue(Catalog):
     """Statements that add jobs."""
 
     def add_jobs(self, conn: Connection, new_jobs: Sequence[NewJob]) -> list[Job]:

@@ -21,7 +21,7 @@ from queuekit.models import (
     jobs,
 )
 from queuekit.repository.base import PARTIAL_AT_MAX_MESSAGE, FinishedJob, Outcome, error_text
-from queuekit.repository.claim import Claim
+from queuekit.repository.catalog import Catalog
 from queuekit.rows import (
     job_from_row,
 )
@@ -31,7 +31,7 @@ from queuekit.types import (
 )
 
 
-class Outcomes(Claim):
+class Outcomes(Catalog):
     """Statements that record how attempts ended, only for the claim's owner."""
 
     def heartbeat(

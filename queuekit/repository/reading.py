@@ -23,8 +23,7 @@ from queuekit.models import (
     job_status_is,
     jobs,
 )
-from queuekit.repository.base import history_window
-from queuekit.repository.catalog import Catalog
+from queuekit.repository.base import RepositoryBase, history_window
 from queuekit.rows import (
     history_from_row,
     job_from_row,
@@ -40,7 +39,7 @@ from queuekit.types import (
 )
 
 
-class Reading(Catalog):
+class Reading(RepositoryBase):
     """Read-only statements."""
 
     def get_job(self, conn: Connection, job_id: uuid.UUID) -> Job | None:

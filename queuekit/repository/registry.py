@@ -9,12 +9,12 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from queuekit.models import workers
-from queuekit.repository.control import Control
+from queuekit.repository.base import RepositoryBase
 from queuekit.rows import worker_from_row
 from queuekit.types import WorkerInfo
 
 
-class Registry(Control):
+class Registry(RepositoryBase):
     """Statements over the rows running workers keep fresh with their heartbeats."""
 
     def register_worker(

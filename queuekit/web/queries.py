@@ -140,7 +140,7 @@ class Queries:
 
     def run(self, conn: Connection, statement: Any) -> Any:
         """Execute with the manager's schema translation."""
-        return self.manager.repository.run(conn, statement)
+        return self.manager.execute(conn, statement)
 
     def now(self) -> datetime:
         """The database clock (cached like everything else)."""

@@ -158,9 +158,7 @@ class Fetcher:
         """Release jobs our worker id holds that we do not know (a claim answer was lost)."""
         state = self.state
         manager, worker_id = state.settings.manager, state.settings.worker_id
-        held = manager.transactions.run(
-            None, lambda conn: manager.repository.held_jobs(conn, worker_id)
-        )
+        held = manager.held_jobs(worker_id)
         with state.lock:
             orphans = [j for j in held if j.correlation_id not in state.held]
         if orphans:

@@ -18,6 +18,7 @@ import pytest
 from queuekit import AsyncJobManager, JobManager
 from queuekit.async_manager import AsyncSessionLike
 from queuekit.durations import Duration
+from queuekit.support import Support
 
 #: JobManager methods the (synchronous) worker alone uses: no async twin.
 SYNC_ONLY = {
@@ -27,6 +28,8 @@ SYNC_ONLY = {
     "touch_worker",
     "remove_worker",
     "remove_dead_workers",
+    # queuekit's own worker, scheduler, CLI and dashboard support (queuekit.support)
+    *(name for name in vars(Support) if not name.startswith("_")),
 }
 #: Constructor parameters that differ on purpose: the engine's type, and the
 #: schema check the async manager runs on first use instead of in ``__init__``.

@@ -1,0 +1,121 @@
+"""What :class:`~queuekit.JobManager` offers queuekit's own worker, scheduler, CLI and dashboard.
+
+These methods are internal support, not part of the documented API: they
+exist so that the worker, the cron scheduler, maintenance, the demo, the CLI
+and the dashboard go through the manager (its transactions, retries and
+error translation) instead of reaching into its repository. Each runs in one
+transaction of the manager's own, as the code it replaced did.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from queuekit.parts import ManagerPart
+from queuekit.session import SessionLike
+from queuekit.types import Job, JobSpec
+
+#: A cron entry's state: when it became known, and the last slot fired (None: never).
+CrontabState = tuple[datetime, datetime | None]
+#: Given (known since, last slot fired, database now), the slot due now, or None.
+DueSlot = Callable[[datetime, datetime | None, datetime], datetime | None]
+
+
+class Support(ManagerPart):
+    """Internal statements run for queuekit's worker, scheduler, CLI and dashboard."""
+
+    def add_jobs(self, specs: Sequence[JobSpec], *, session: SessionLike = None) -> list[Job]:
+        raise NotImplementedError  # JobManager validates and enqueues
+
+    # -- worker -----------------------------------------------------------------------
+
+    def held_jobs(self, worker_id: str) -> list[Job]:
+        """Jobs ``worker_id`` holds locked (to find claims whose answer was lost)."""
+        return self._run(None, lambda conn: self.repository.held_jobs(conn, worker_id))
+
+    def claimable_job_ids(
+        self,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        limit: int,
+    ) -> list[uuid.UUID]:
+        """Ids of up to ``limit`` jobs a worker with these filters could claim now."""
+        return self._run(
+            None,
+            lambda conn: self.repository.claimable_job_ids(
+                conn, task_identifiers, forbidden_flags, limit
+            ),
+        )
+
+    # -- cron slots -------------------------------------------------------------------
+
+    def ensure_crontabs(self, identifiers: Sequence[str]) -> None:
+        """Create the state rows of cron identifiers never seen before."""
+        self._run(None, lambda conn: self.repository.ensure_crontabs(conn, identifiers))
+
+    def crontab_states(
+        self, identifiers: Sequence[str]
+    ) -> tuple[datetime, dict[str, CrontabState]]:
+        """The database clock and the known entries' states, read in one transaction."""
+
+        def read(conn: Connection) -> tuple[datetime, dict[str, CrontabState]]:
+            return self.repository.now(conn), self.repository.crontab_states(conn, identifiers)
+
+        return self._run(None, read)
+
+    def claim_due_slot(self, identifier: str, due: DueSlot) -> datetime | None:
+        """Claim the slot ``due`` names for ``identifier``, once across all schedulers.
+
+        Returns the slot this caller won, or None (nothing due, another
+        scheduler took it, or the entry's state row was missing: it is created).
+        """
+
+        def claim(conn: Connection) -> datetime | None:
+            repository = self.repository
+            now = repository.now(conn)
+            state = repository.crontab_states(conn, [identifier]).get(identifier)
+            if state is None:
+                repository.ensure_crontabs(conn, [identifier])
+                return None
+            known_since, last = state
+            slot = due(known_since, last, now)
+            if slot is None or not repository.claim_cron_slot(conn, identifier, last, slot):
+                return None
+            return slot
+
+        return self._run(None, claim)
+
+    def fire_cron_slot(
+        self, identifier: str, previous: datetime | None, slot: datetime, spec: JobSpec
+    ) -> Job | None:
+        """Claim ``slot`` (compare-and-set on the last one fired) and enqueue ``spec`` with it.
+
+        Both happen in one transaction, so a slot yields one job across every
+        scheduler. None when another scheduler claimed the slot first.
+        """
+
+        def work(conn: Connection) -> Job | None:
+            if not self.repository.claim_cron_slot(conn, identifier, previous, slot):
+                return None
+            return self.add_jobs([spec], session=conn)[0]
+
+        return self._run(None, work)
+
+    # -- CLI and dashboard --------------------------------------------------------------
+
+    def job_with_key(self, job_key: str) -> Job | None:
+        """The queued job holding ``job_key``, or None."""
+        return self._run(None, lambda conn: self.repository.job_with_key(conn, job_key))
+
+    def job_ids_between(self, low: uuid.UUID, high: uuid.UUID, limit: int) -> list[uuid.UUID]:
+        """Up to ``limit`` job ids (queued or in history) between ``low`` and ``high``."""
+        return self._run(None, lambda conn: self.repository.job_ids_between(conn, low, high, limit))
+
+    def execute(self, conn: Connection, statement: Any) -> Any:
+        """Execute a Core statement in ``conn`` with this manager's schema translation."""
+        return self.repository.run(conn, statement)
