@@ -50,45 +50,12 @@ BACKLOG_LOCKED = "queuekit.backlog.locked"
 BACKLOG_EXHAUSTED = "queuekit.backlog.exhausted"
 BACKLOG_OLDEST_AGE = "queuekit.backlog.oldest_waiting_age"
 
+#: Bucket bounds (seconds) both histograms share, 5 ms to a minute.
+_UP_TO_A_MINUTE = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Buckets (seconds) of the attempt-duration histogram: 5 ms to 15 minutes.
-DURATION_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    900.0,
-)
+DURATION_BUCKETS = (*_UP_TO_A_MINUTE, 120.0, 300.0, 900.0)
 #: Buckets (seconds) of the queue-time histogram: 5 ms to 6 hours.
-QUEUE_TIME_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-    21600.0,
-)
+QUEUE_TIME_BUCKETS = (*_UP_TO_A_MINUTE, 300.0, 900.0, 3600.0, 21600.0)
 
 #: How a ``process`` span relates to the context stored at enqueue.
 SPAN_RELATIONSHIPS = ("link", "child")
