@@ -23,6 +23,14 @@ def field(view: View, name: str, default: str = "") -> str:
     return view.request.form().get(name, [default])[0]
 
 
+def required_field(view: View, name: str) -> str:
+    """The first value of form field ``name``; a 400 that names it when absent or empty."""
+    value = field(view, name)
+    if not value:
+        raise HTTPError(400, f"which {name}? (form field {name})")
+    return value
+
+
 def done(view: View, action: str, detail: str, count: int) -> Response:
     """Log the action, drop cached reads so its effect shows at once, go back."""
     log_action(view.request, action, detail, count)
@@ -136,27 +144,21 @@ def bulk(view: View) -> Response:
 
 def pause_task(view: View) -> Response:
     """Stop claims of one task identifier until it is resumed (enqueue goes on)."""
-    task = field(view, "task")
-    if not task:
-        raise HTTPError(400, "which task? (form field task)")
+    task = required_field(view, "task")
     paused = view.manager.pause_tasks([task])
     return done(view, "pause", task, len(paused))
 
 
 def resume_task(view: View) -> Response:
     """Let workers claim a paused task identifier's jobs again."""
-    task = field(view, "task")
-    if not task:
-        raise HTTPError(400, "which task? (form field task)")
+    task = required_field(view, "task")
     resumed = view.manager.resume_tasks([task])
     return done(view, "resume", task, len(resumed))
 
 
 def unlock_queue(view: View) -> Response:
     """Free one named queue whose lock is stuck."""
-    queue = field(view, "queue")
-    if not queue:
-        raise HTTPError(400, "which queue? (form field queue)")
+    queue = required_field(view, "queue")
     unlocked = view.manager.force_unlock_queues([queue])
     return done(view, "unlock queue", queue, len(unlocked))
 
