@@ -28,6 +28,17 @@ def driver() -> Iterator[Any]:
         yield browser
 
 
+def notice_says(driver: Any, text: str) -> bool:
+    """Whether the page's action notice contains ``text`` (a stale page may hold an older one)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return any(text in e.text for e in driver.find_elements(By.ID, "notice"))
+    except StaleElementReferenceException:
+        return False
+
+
 def wait_for(check: Any, timeout: float = 15.0) -> Any:
     """Poll ``check`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
@@ -75,7 +86,7 @@ def test_operator_session(driver: Any, clean_manager: JobManager) -> None:
         # Replay it: a new job with the replay flag.
         button = driver.find_element(By.XPATH, "//button[normalize-space()='Replay as a new job']")
         button.click()
-        assert "replay: 1 affected" in wait_for(lambda: driver.find_element(By.ID, "notice").text)
+        wait_for(lambda: notice_says(driver, "replay: 1 affected"))
         replays = [
             j for j in clean_manager.list_jobs(task_identifier="mail.send") if "replay" in j.flags
         ]
@@ -86,19 +97,21 @@ def test_operator_session(driver: Any, clean_manager: JobManager) -> None:
         driver.get(f"{origin}{PREFIX}/jobs/{seeded.waiting}")
         driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
         driver.switch_to.alert.accept()
-        wait_for(lambda: driver.find_elements(By.ID, "notice"))
+        wait_for(lambda: notice_says(driver, "cancel: "))
         assert clean_manager.get_job(seeded.waiting) is None
 
         # Pause a task and see claims stop.
         driver.get(f"{origin}{PREFIX}/tasks")
         row = driver.find_element(By.CSS_SELECTOR, 'tr[data-task="live.task"]')
         row.find_element(By.XPATH, ".//button[normalize-space()='Pause']").click()
-        wait_for(lambda: driver.find_elements(By.ID, "notice"))
+        wait_for(lambda: notice_says(driver, "pause: "))
         assert clean_manager.get_jobs("browser-worker", task_identifiers=["live.task"]) == []
         row = driver.find_element(By.CSS_SELECTOR, 'tr[data-task="live.task"]')
         assert "paused" in row.text
+        # The pause notice is still on the page until the resume redirect lands:
+        # wait for the resume notice itself, not for any notice.
         row.find_element(By.XPATH, ".//button[normalize-space()='Resume']").click()
-        wait_for(lambda: driver.find_elements(By.ID, "notice"))
+        wait_for(lambda: notice_says(driver, "resume: "))
         assert len(clean_manager.get_jobs("browser-worker", task_identifiers=["live.task"])) == 1
 
         errors = console_errors(driver)
