@@ -19,7 +19,7 @@ from queuekit.parts import ManagerPart
 from queuekit.repository import FinishedJob, Outcome
 from queuekit.session import SessionLike, check_session
 from queuekit.types import Job, JobError, PartialSuccess, RetryPolicy
-from queuekit.validation import check_int, check_names, check_worker_id
+from queuekit.validation import check_int, check_names, check_values_of, check_worker_id
 
 
 class Claims(ManagerPart):
@@ -117,17 +117,12 @@ class Claims(ManagerPart):
     ) -> list[Job]:
         """Fail claimed attempts: retry with backoff, or exhaust at the last attempt."""
         elapsed = check_int(execution_time_ms, name="execution_time_ms", minimum=0)
-        if isinstance(job_errors, str | bytes) or not isinstance(job_errors, Sequence):
-            raise InvalidArgumentError("job_errors must be a sequence of JobError")
-        for item in job_errors:
-            if not isinstance(item, JobError):
-                raise InvalidArgumentError(
-                    f"job_errors must hold JobError values, not {type(item).__name__}"
-                )
+        checked = check_values_of(job_errors, JobError, name="job_errors")
+        for item in checked:
             _check_jobs([item.job])
             if item.error is not None and not isinstance(item.error, BaseException | str):
                 raise InvalidArgumentError("JobError.error must be an exception, a string or None")
-        outcomes = [Outcome(e.job, "failed", elapsed, error=e.error) for e in job_errors]
+        outcomes = [Outcome(e.job, "failed", elapsed, error=e.error) for e in checked]
         return [f.job for f in self.finish_jobs(worker_id, outcomes, session=session)]
 
     def report_partial_success(
@@ -174,12 +169,7 @@ class Claims(ManagerPart):
 
 
 def _check_jobs(jobs: object) -> list[Job]:
-    if isinstance(jobs, str | bytes) or not isinstance(jobs, Sequence):
-        raise InvalidArgumentError("jobs must be a sequence of Job values returned by get_jobs")
-    for job in jobs:
-        if not isinstance(job, Job):
-            raise InvalidArgumentError(f"jobs must hold Job values, not {type(job).__name__}")
-    return list(jobs)
+    return check_values_of(jobs, Job, name="jobs", sequence_of="Job values returned by get_jobs")
 
 
 def _check_partial(partial: object) -> None:

@@ -26,7 +26,7 @@ class Learned:
     """Facts read in one transaction that has not ended yet."""
 
     rate_limit_keys: set[str] = field(default_factory=set)
-    #: Per task identifier: what :class:`~queuekit.validation.SchemaCache` keeps.
+    #: Per task identifier: what :class:`~queuekit.schemas.SchemaCache` keeps.
     schemas: dict[str, Any] = field(default_factory=dict)
 
 

@@ -32,6 +32,7 @@ from queuekit.errors import (
 from queuekit.inspection import Inspection
 from queuekit.learning import Learned, Lessons
 from queuekit.repository import Repository
+from queuekit.schemas import SchemaCache, compile_schema, schema_errors
 from queuekit.session import (
     Confirm,
     SessionLike,
@@ -43,14 +44,7 @@ from queuekit.session import (
 )
 from queuekit.support import Support
 from queuekit.types import Job, JobSpec, RetryPolicy, TaskIdentifier
-from queuekit.validation import (
-    NewJob,
-    SchemaCache,
-    check_job_spec,
-    check_required_name,
-    compile_schema,
-    schema_errors,
-)
+from queuekit.validation import NewJob, check_job_spec, check_required_name, check_values_of
 
 T = TypeVar("T")
 
@@ -211,14 +205,8 @@ class JobManager(Claims, Administration, Inspection, Control, Support):
 
     def add_jobs(self, specs: Sequence[JobSpec], *, session: SessionLike = None) -> list[Job]:
         """Validate every payload, then insert all jobs atomically; results in input order."""
-        if isinstance(specs, str | bytes) or not isinstance(specs, Sequence):
-            raise InvalidArgumentError("specs must be a sequence of JobSpec")
-        for spec in specs:
-            if not isinstance(spec, JobSpec):
-                raise InvalidArgumentError(
-                    f"specs must hold JobSpec values, not {type(spec).__name__}"
-                )
-        new_jobs = [check_job_spec(spec) for spec in specs]
+        checked = check_values_of(specs, JobSpec, name="specs")
+        new_jobs = [check_job_spec(spec) for spec in checked]
         check_session(session)
         if not new_jobs:
             return []

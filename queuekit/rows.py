@@ -1,8 +1,14 @@
-"""Conversion of result rows into the public value types."""
+"""Conversion of result rows into the public value types.
+
+Most fields of a value type are named after the column they are read from,
+so each converter reads those by name (``_same_named``) and spells out only
+the fields it computes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +25,23 @@ from queuekit.types import (
 )
 
 
+def _same_named(value_type: type[Any], *computed: str) -> tuple[str, ...]:
+    """The fields of ``value_type`` read from the column of the same name (all but ``computed``)."""
+    return tuple(f.name for f in fields(value_type) if f.name not in computed)
+
+
+_JOB_COLUMNS = _same_named(Job, "flags", "status", "correlation_id", "trace_context")
+_HISTORY_COLUMNS = _same_named(HistoryRecord)
+_RATE_LIMIT_COLUMNS = _same_named(RateLimit, "interval")
+_TASK_COLUMNS = _same_named(TaskIdentifier)
+_QUEUE_COLUMNS = _same_named(JobQueue, "job_count")
+_WORKER_COLUMNS = _same_named(WorkerInfo, "task_identifiers")
+
+
+def _read(m: Mapping[Any, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: m[name] for name in names}
+
+
 def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:
     """A Job from a full ``queuekit_jobs`` row; the correlation id only for a fresh claim."""
     return job_from_mapping(row._mapping, with_correlation=with_correlation)
@@ -27,24 +50,8 @@ def job_from_row(row: Row[Any] | Any, *, with_correlation: bool = False) -> Job:
 def job_from_mapping(m: Mapping[Any, Any], *, with_correlation: bool = False) -> Job:
     """A Job from the values of every ``queuekit_jobs`` column, by column name."""
     return Job(
-        id=m["id"],
-        task_identifier=m["task_identifier"],
-        payload=m["payload"],
-        priority=m["priority"],
-        queue_name=m["queue_name"],
-        run_at=m["run_at"],
-        attempts=m["attempts"],
-        max_attempts=m["max_attempts"],
-        last_error=m["last_error"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        job_key=m["job_key"],
-        job_key_mode=m["job_key_mode"],
+        **_read(m, _JOB_COLUMNS),
         flags=tuple(m["flags"] or ()),
-        locked_at=m["locked_at"],
-        locked_by=m["locked_by"],
-        revision=m["revision"],
-        rate_limit_key=m["rate_limit_key"],
         status=job_status(m["locked_at"], m["attempts"], m["max_attempts"]),
         correlation_id=m["correlation_id"] if with_correlation else None,
         trace_context=m.get("trace_context"),
@@ -53,64 +60,26 @@ def job_from_mapping(m: Mapping[Any, Any], *, with_correlation: bool = False) ->
 
 def history_from_row(row: Row[Any]) -> HistoryRecord:
     """A HistoryRecord from a full ``queuekit_job_history`` row."""
-    m = row._mapping
-    return HistoryRecord(
-        id=m["id"],
-        job_id=m["job_id"],
-        correlation_id=m["correlation_id"],
-        task_identifier=m["task_identifier"],
-        payload=m["payload"],
-        worker_id=m["worker_id"],
-        status=m["status"],
-        started_at=m["started_at"],
-        completed_at=m["completed_at"],
-        queue_time_ms=m["queue_time_ms"],
-        execution_time_ms=m["execution_time_ms"],
-        attempt_number=m["attempt_number"],
-        error_message=m["error_message"],
-        error_stack=m["error_stack"],
-        completed_steps=m["completed_steps"],
-        failed_steps=m["failed_steps"],
-        retry_from_step=m["retry_from_step"],
-        partial_results=m["partial_results"],
-        expires_at=m["expires_at"],
-    )
+    return HistoryRecord(**_read(row._mapping, _HISTORY_COLUMNS))
 
 
 def rate_limit_from_row(row: Row[Any]) -> RateLimit:
     """A RateLimit from a full ``queuekit_rate_limits`` row."""
     m = row._mapping
     return RateLimit(
-        key=m["key"],
-        capacity=m["capacity"],
-        interval=timedelta(milliseconds=m["interval_ms"]),
-        available_tokens=m["available_tokens"],
-        last_refill_at=m["last_refill_at"],
-        next_refill_at=m["next_refill_at"],
+        **_read(m, _RATE_LIMIT_COLUMNS), interval=timedelta(milliseconds=m["interval_ms"])
     )
 
 
 def task_identifier_from_row(row: Row[Any]) -> TaskIdentifier:
     """A TaskIdentifier from a full ``queuekit_task_identifiers`` row."""
-    m = row._mapping
-    return TaskIdentifier(
-        identifier=m["identifier"],
-        payload_schema=m["payload_schema"],
-        created_at=m["created_at"],
-        last_used=m["last_used"],
-        paused_at=m["paused_at"],
-    )
+    return TaskIdentifier(**_read(row._mapping, _TASK_COLUMNS))
 
 
 def job_queue_from_row(row: Row[Any]) -> JobQueue:
     """A JobQueue from a queue row with a counted ``job_count`` column."""
     m = row._mapping
-    return JobQueue(
-        queue_name=m["queue_name"],
-        locked_at=m["locked_at"],
-        locked_by=m["locked_by"],
-        job_count=int(m["job_count"] or 0),
-    )
+    return JobQueue(**_read(m, _QUEUE_COLUMNS), job_count=int(m["job_count"] or 0))
 
 
 def worker_from_row(row: Row[Any]) -> WorkerInfo:
@@ -118,12 +87,5 @@ def worker_from_row(row: Row[Any]) -> WorkerInfo:
     m = row._mapping
     tasks = m["task_identifiers"]
     return WorkerInfo(
-        worker_id=m["worker_id"],
-        hostname=m["hostname"],
-        pid=m["pid"],
-        started_at=m["started_at"],
-        last_seen=m["last_seen"],
-        task_identifiers=None if tasks is None else tuple(tasks),
-        concurrency=m["concurrency"],
-        version=m["version"],
+        **_read(m, _WORKER_COLUMNS), task_identifiers=None if tasks is None else tuple(tasks)
     )

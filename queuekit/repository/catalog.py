@@ -25,12 +25,12 @@ from queuekit.rows import (
     rate_limit_from_row,
     task_identifier_from_row,
 )
+from queuekit.schemas import SchemaRow
 from queuekit.session import after_transaction
 from queuekit.types import (
     RateLimit,
     TaskIdentifier,
 )
-from queuekit.validation import SchemaRow
 
 
 class Catalog(RepositoryBase):
