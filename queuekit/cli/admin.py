@@ -25,6 +25,7 @@ from queuekit.cli.app import (
     jobs_table,
     json_option,
     print_json,
+    print_result,
     progress_bar,
     queues_table,
     rate_limit_table,
@@ -128,15 +129,9 @@ def unlock_jobs(worker_ids: tuple[str, ...], everything: bool) -> None:
     """Unlock the jobs held by these workers (or all of them with --all)."""
     if bool(worker_ids) == everything:
         raise InputError("name the workers whose jobs to unlock, or pass --all (not both)")
-    state = current_state()
-    unlocked = state.manager().force_unlock_jobs(None if everything else list(worker_ids))
-    if state.json:
-        print_json(unlocked)
-        return
-    out = console()
-    if unlocked:
-        out.print(jobs_table(unlocked, title="Unlocked"))
-    out.print(f"Unlocked {len(unlocked)} job(s).")
+    unlocked = current_state().manager().force_unlock_jobs(None if everything else list(worker_ids))
+    summary = f"Unlocked {len(unlocked)} job(s)."
+    print_result(unlocked, summary, lambda: jobs_table(unlocked, title="Unlocked"))
 
 
 @unlock.command("queues")
@@ -147,15 +142,10 @@ def unlock_queues(queue_names: tuple[str, ...], everything: bool) -> None:
     """Free these named queues (or all with --all), unlocking any job running in them."""
     if bool(queue_names) == everything:
         raise InputError("name the queues to unlock, or pass --all (not both)")
-    state = current_state()
-    unlocked = state.manager().force_unlock_queues(None if everything else list(queue_names))
-    if state.json:
-        print_json(unlocked)
-        return
-    out = console()
-    if unlocked:
-        out.print(queues_table(unlocked))
-    out.print(f"Unlocked {len(unlocked)} queue(s).")
+    unlocked = (
+        current_state().manager().force_unlock_queues(None if everything else list(queue_names))
+    )
+    print_result(unlocked, f"Unlocked {len(unlocked)} queue(s).", lambda: queues_table(unlocked))
 
 
 def existing_jobs(manager: JobManager, job_ids: Sequence[uuid.UUID]) -> None:
@@ -172,16 +162,11 @@ def existing_jobs(manager: JobManager, job_ids: Sequence[uuid.UUID]) -> None:
 @json_option
 def fail(job_ids: tuple[uuid.UUID, ...], reason: str) -> None:
     """Permanently fail (exhaust) jobs; a running one loses its lock."""
-    state = current_state()
-    manager = state.manager()
+    manager = current_state().manager()
     existing_jobs(manager, job_ids)
     failed = manager.permanently_fail_jobs(list(job_ids), reason)
-    if state.json:
-        print_json(failed)
-        return
-    out = console()
-    out.print(jobs_table(failed, title="Failed permanently"))
-    out.print(f"Failed {len(failed)} job(s).")
+    summary = f"Failed {len(failed)} job(s)."
+    print_result(failed, summary, lambda: jobs_table(failed, title="Failed permanently"))
 
 
 @cli.command("reschedule")
@@ -203,20 +188,15 @@ def reschedule(
         raise InputError("give --run-at or --delay, not both")
     if run_at is None and delay is None and priority is None and max_attempts is None:
         raise InputError("nothing to change: give --run-at, --delay, --priority or --max-attempts")
-    state = current_state()
-    manager = state.manager()
+    manager = current_state().manager()
     existing_jobs(manager, job_ids)
     if delay is not None:
         run_at = manager.now() + delay
     changed = manager.reschedule_jobs(
         list(job_ids), run_at=run_at, priority=priority, max_attempts=max_attempts
     )
-    if state.json:
-        print_json(changed)
-        return
-    out = console()
-    out.print(jobs_table(changed, title="Rescheduled"))
-    out.print(f"Rescheduled {len(changed)} job(s).")
+    summary = f"Rescheduled {len(changed)} job(s)."
+    print_result(changed, summary, lambda: jobs_table(changed, title="Rescheduled"))
 
 
 @cli.group("rate-limit")

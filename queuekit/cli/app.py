@@ -18,12 +18,10 @@ line on stderr and an exit status that tells a script what went wrong:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from queuekit.cli.output import console, jsonable, print_json, progress_bar
 from queuekit.cli.params import DURATION, INTERVAL, JOB_ID, JSON, TIME
 from queuekit.cli.tables import (
     age,
@@ -57,8 +56,7 @@ from queuekit.errors import (
 # rich and the manager are imported where first needed.
 if TYPE_CHECKING:
     import sqlalchemy as sa
-    from rich.console import Console
-    from rich.progress import Progress
+    from rich.console import RenderableType
 
     from queuekit.manager import JobManager
 
@@ -85,9 +83,11 @@ __all__ = [
     "job_detail_table",
     "jobs_table",
     "json_option",
+    "jsonable",
     "main",
     "one_line",
     "print_json",
+    "print_result",
     "progress_bar",
     "queues_table",
     "rate_limit_table",
@@ -328,60 +328,17 @@ def json_option(function: F) -> F:
 # -- output -------------------------------------------------------------------------------
 
 
-def console() -> Console:
-    """A rich console on stdout: the terminal's width, else ``COLUMNS``, else 160 when piped."""
-    from rich.console import Console
-
-    stream = sys.stdout
-    width: int | None = None
-    if not stream.isatty():
-        columns = os.environ.get("COLUMNS", "")
-        width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
-    return Console(file=stream, width=width, highlight=False)
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with queuekit's value types turned into plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return value
-
-
-def print_json(value: Any) -> None:
-    """Print one JSON document on stdout."""
-    click.echo(json.dumps(jsonable(value), indent=2, sort_keys=True))
-
-
-def progress_bar(*, transient: bool = False) -> Progress:
-    """The progress display of long operations (drains, replays, the demo)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console(),
-        transient=transient,
-    )
+def print_result(
+    result: Any, summary: str, table: Callable[[], RenderableType] | None = None
+) -> None:
+    """``result`` as JSON under --json; else ``table()`` (when there are rows) and ``summary``."""
+    if current_state().json:
+        print_json(result)
+        return
+    out = console()
+    if table is not None and result:
+        out.print(table())
+    out.print(summary)
 
 
 def window_start(

@@ -17,6 +17,7 @@ from queuekit.cli.app import (
     jobs_table,
     json_option,
     print_json,
+    print_result,
     when,
 )
 from queuekit.types import TaskIdentifier
@@ -70,14 +71,9 @@ def tasks_table(tasks: Sequence[TaskIdentifier], title: str) -> Table:
 @json_option
 def pause(tasks: tuple[str, ...]) -> None:
     """Stop claims of these tasks' jobs until resumed (enqueueing still works)."""
-    state = current_state()
-    paused = state.manager().pause_tasks(list(tasks))
-    if state.json:
-        print_json(paused)
-        return
-    out = console()
-    out.print(tasks_table(paused, "Paused"))
-    out.print(f"Paused {len(paused)} task(s); running jobs finish as usual.")
+    paused = current_state().manager().pause_tasks(list(tasks))
+    summary = f"Paused {len(paused)} task(s); running jobs finish as usual."
+    print_result(paused, summary, lambda: tasks_table(paused, "Paused"))
 
 
 @cli.command("resume")
@@ -85,15 +81,10 @@ def pause(tasks: tuple[str, ...]) -> None:
 @json_option
 def resume(tasks: tuple[str, ...]) -> None:
     """Let workers claim these tasks' jobs again."""
-    state = current_state()
-    resumed = state.manager().resume_tasks(list(tasks))
-    if state.json:
-        print_json(resumed)
-        return
-    out = console()
-    if resumed:
-        out.print(tasks_table(resumed, "Resumed"))
-    out.print(f"Resumed {len(resumed)} task(s).")
+    resumed = current_state().manager().resume_tasks(list(tasks))
+    print_result(
+        resumed, f"Resumed {len(resumed)} task(s).", lambda: tasks_table(resumed, "Resumed")
+    )
 
 
 @cli.command("workers")

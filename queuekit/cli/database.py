@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,9 @@ from queuekit.cli.app import (
 from queuekit.errors import (
     SchemaNotMigratedError,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 # -- db ----------------------------------------------------------------------------------
 
@@ -78,24 +82,33 @@ def db_downgrade(revision: str, yes: bool) -> None:
 @json_option
 def db_current() -> None:
     """Print the revision the database is at ('none' before the first upgrade)."""
-    from queuekit import migrations
-
     state = current_state()
     engine = state.engine()
     with database_access(state):
-        revision = migrations.current(engine, schema=state.schema)
-        merged = migrations.merged_revision(engine, schema=state.schema)
-    head = migrations.head()
-    shown = revision or merged
+        found = revisions(engine, state.schema)
     if state.json:
-        print_json(
-            {"current": shown, "head": head, "up_to_date": shown == head, "merged": bool(merged)}
-        )
+        print_json(found)
         return
-    note = "up to date" if shown == head else f"head is {head}"
-    if merged:
+    head = found["head"]
+    note = "up to date" if found["up_to_date"] else f"head is {head}"
+    if found["merged"]:
         note = f"merged into your Alembic history; {note}"
-    console().print(f"{shown or 'none'} ({note})")
+    console().print(f"{found['current'] or 'none'} ({note})")
+
+
+def revisions(engine: Engine, schema: str | None) -> dict[str, Any]:
+    """Where the tables are, for ``db current`` and ``db check``.
+
+    Their revision (their own, or the one merged into the application's
+    Alembic history), the head, and whether they are at it.
+    """
+    from queuekit import migrations
+
+    revision = migrations.current(engine, schema=schema)
+    merged = migrations.merged_revision(engine, schema=schema)
+    shown = revision or merged
+    head = migrations.head()
+    return {"current": shown, "head": head, "up_to_date": shown == head, "merged": bool(merged)}
 
 
 @db.command("check")
@@ -106,22 +119,18 @@ def db_check() -> None:
 
     state = current_state()
     engine = state.engine()
-    head = migrations.head()
     with database_access(state):
-        revision = migrations.current(engine, schema=state.schema)
-        merged = migrations.merged_revision(engine, schema=state.schema)
-        shown = revision or merged
+        found = revisions(engine, state.schema)
         try:
             migrations.check(engine, schema=state.schema)
         except SchemaNotMigratedError:
             if state.json:
-                print_json(
-                    {"current": shown, "head": head, "up_to_date": False, "merged": bool(merged)}
-                )
+                print_json({**found, "up_to_date": False})
             raise
+    head = found["head"]
     if state.json:
-        print_json({"current": shown, "head": head, "up_to_date": True, "merged": bool(merged)})
-    elif merged:
+        print_json({**found, "up_to_date": True})
+    elif found["merged"]:
         console().print(
             f"queuekit's tables are up to date ({head}, merged into your Alembic history)."
         )

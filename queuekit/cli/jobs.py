@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,6 +35,9 @@ from queuekit.types import (
     JOB_KEY_MODES,
     JOB_STATUSES,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # -- enqueue ------------------------------------------------------------------------------
 
@@ -237,23 +241,28 @@ def stats() -> None:
     )
     out.print(totals)
     if result.by_task:
-        tasks = Table(title="By task")
-        tasks.add_column("task")
-        for name in JOB_STATUSES:
-            tasks.add_column(name, justify="right")
-        for task, counts in sorted(result.by_task.items()):
-            tasks.add_row(task, *(str(counts.get(name, 0)) for name in JOB_STATUSES))
-        out.print(tasks)
+        out.print(by_status_table("By task", "task", result.by_task))
     if result.by_queue:
-        queues = Table(title="By named queue")
-        queues.add_column("queue")
-        for name in JOB_STATUSES:
-            queues.add_column(name, justify="right")
-        queues.add_column("queue lock")
-        for queue, counts in sorted(result.by_queue.items()):
-            queues.add_row(
-                queue,
-                *(str(counts.get(name, 0)) for name in JOB_STATUSES),
-                "held" if counts.get("is_locked") else "free",
-            )
-        out.print(queues)
+        lock = ("queue lock", lambda counts: "held" if counts.get("is_locked") else "free")
+        out.print(by_status_table("By named queue", "queue", result.by_queue, lock))
+
+
+def by_status_table(
+    title: str,
+    label: str,
+    groups: Mapping[str, Mapping[str, Any]],
+    *extra: tuple[str, Callable[[Mapping[str, Any]], str]],
+) -> Table:
+    """One row of job counts by status per group (task, queue), plus ``extra`` columns."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(label)
+    for name in JOB_STATUSES:
+        table.add_column(name, justify="right")
+    for column, _ in extra:
+        table.add_column(column)
+    for key, counts in sorted(groups.items()):
+        statuses = (str(counts.get(name, 0)) for name in JOB_STATUSES)
+        table.add_row(key, *statuses, *(cell(counts) for _, cell in extra))
+    return table
