@@ -40,7 +40,6 @@ from queuekit.session import (
     caller_connection,
     check_session,
     on_transaction_end,
-    result_stands,
 )
 from queuekit.support import Support
 from queuekit.types import Job, JobSpec, RetryPolicy, TaskIdentifier
@@ -120,19 +119,6 @@ class JobManager(Claims, Administration, Inspection, Control, Support):
                 conn = caller_connection(session)
             check_server_version(conn)
             migrations.check(conn, schema=self.schema)
-
-    def _run(
-        self,
-        session: SessionLike,
-        work: Callable[[Connection], T],
-        *,
-        confirm: Confirm[T] | None = None,
-    ) -> T:
-        return self.transactions.run(session, work, confirm=confirm)
-
-    def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        """Run work that writes nothing (a lost COMMIT cannot matter to it)."""
-        return self.transactions.run(session, work, confirm=result_stands)
 
     # -- enqueue ----------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 ``JobManager`` is assembled from mixins, one per role (claims, administration,
 inspection, control, support). Each reads the repository and runs work
-through these methods, which ``JobManager`` defines; declaring them once here
-lets each part be type-checked on its own.
+through these methods: ``_run`` and ``_read`` are defined here, over the
+manager's transactions; ``_enqueue`` and ``_batched``, which need the rest of
+the manager, are declared here (so each part type-checks on its own) and
+defined by ``JobManager``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from queuekit.repository import Repository
-from queuekit.session import Confirm, SessionLike
+from queuekit.session import Confirm, SessionLike, Transactions, result_stands
 from queuekit.types import Job
 from queuekit.validation import NewJob
 
@@ -25,6 +27,7 @@ class ManagerPart:
     """The manager's repository and the ways it runs work, as its parts see them."""
 
     repository: Repository
+    transactions: Transactions
 
     def _run(
         self,
@@ -34,11 +37,11 @@ class ManagerPart:
         confirm: Confirm[T] | None = None,
     ) -> T:
         """Run work in the caller's transaction, or in one of the manager's own."""
-        raise NotImplementedError
+        return self.transactions.run(session, work, confirm=confirm)
 
     def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
         """Run work that writes nothing (a lost COMMIT cannot matter to it)."""
-        raise NotImplementedError
+        return self.transactions.run(session, work, confirm=result_stands)
 
     def _enqueue(
         self,

@@ -250,12 +250,8 @@ def schema_set(task: str, file: str) -> None:
     document = JSON.convert("-" if file == "-" else f"@{file}", None, click.get_current_context())
     if not isinstance(document, dict):
         raise InputError(f"{file!r} must hold a JSON object (a JSON Schema document)")
-    state = current_state()
-    stored = state.manager().register_task(task, schema=document)
-    if state.json:
-        print_json(stored)
-    else:
-        console().print(f"Stored the payload schema of {stored.identifier}.")
+    stored = current_state().manager().register_task(task, schema=document)
+    print_result(stored, f"Stored the payload schema of {stored.identifier}.")
 
 
 @schema.command("remove")
@@ -263,15 +259,11 @@ def schema_set(task: str, file: str) -> None:
 @json_option
 def schema_remove(task: str) -> None:
     """Remove TASK's schema: its payloads may be any JSON object again."""
-    state = current_state()
-    manager = state.manager()
+    manager = current_state().manager()
     if manager.get_task(task) is None:
         raise InputError(f"unknown task identifier {task!r}")
     stored = manager.register_task(task, schema=None)
-    if state.json:
-        print_json(stored)
-    else:
-        console().print(f"Removed the payload schema of {stored.identifier}.")
+    print_result(stored, f"Removed the payload schema of {stored.identifier}.")
 
 
 @schema.command("show")

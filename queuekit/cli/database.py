@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from queuekit.cli.app import (
     InputError,
+    State,
     cli,
     console,
     current_state,
@@ -19,9 +21,6 @@ from queuekit.cli.app import (
 from queuekit.errors import (
     SchemaNotMigratedError,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
 
 # -- db ----------------------------------------------------------------------------------
 
@@ -39,14 +38,10 @@ def db_upgrade(revision: str) -> None:
     from queuekit import migrations
 
     state = current_state()
-    engine = state.engine()
-    with database_access(state):
-        before = migrations.current(engine, schema=state.schema)
-        migrations.upgrade(engine, revision, schema=state.schema)
-        after = migrations.current(engine, schema=state.schema)
+    before, after = migrate(state, migrations.upgrade, revision)
     if state.json:
-        print_json({"from": before, "to": after, "head": migrations.head()})
-    elif before == after:
+        return
+    if before == after:
         console().print(f"Already at revision {after}.")
     else:
         console().print(f"Upgraded queuekit's tables from {before or 'nothing'} to {after}.")
@@ -67,15 +62,28 @@ def db_downgrade(revision: str, yes: bool) -> None:
         click.confirm(
             f"Downgrade queuekit's tables at {state.display_url} to {revision}?", abort=True
         )
+    before, after = migrate(state, migrations.downgrade, revision)
+    if not state.json:
+        console().print(f"Downgraded queuekit's tables from {before} to {after or 'nothing'}.")
+
+
+def migrate(
+    state: State, move: Callable[..., None], revision: str
+) -> tuple[str | None, str | None]:
+    """Run ``move`` (an upgrade or a downgrade) to ``revision``: the revisions before and after.
+
+    Under ``--json`` they are printed, with the head.
+    """
+    from queuekit import migrations
+
     engine = state.engine()
     with database_access(state):
         before = migrations.current(engine, schema=state.schema)
-        migrations.downgrade(engine, revision, schema=state.schema)
+        move(engine, revision, schema=state.schema)
         after = migrations.current(engine, schema=state.schema)
     if state.json:
         print_json({"from": before, "to": after, "head": migrations.head()})
-    else:
-        console().print(f"Downgraded queuekit's tables from {before} to {after or 'nothing'}.")
+    return before, after
 
 
 @db.command("current")
@@ -83,9 +91,7 @@ def db_downgrade(revision: str, yes: bool) -> None:
 def db_current() -> None:
     """Print the revision the database is at ('none' before the first upgrade)."""
     state = current_state()
-    engine = state.engine()
-    with database_access(state):
-        found = revisions(engine, state.schema)
+    found = revisions(state)
     if state.json:
         print_json(found)
         return
@@ -96,7 +102,7 @@ def db_current() -> None:
     console().print(f"{found['current'] or 'none'} ({note})")
 
 
-def revisions(engine: Engine, schema: str | None) -> dict[str, Any]:
+def revisions(state: State) -> dict[str, Any]:
     """Where the tables are, for ``db current`` and ``db check``.
 
     Their revision (their own, or the one merged into the application's
@@ -104,8 +110,10 @@ def revisions(engine: Engine, schema: str | None) -> dict[str, Any]:
     """
     from queuekit import migrations
 
-    revision = migrations.current(engine, schema=schema)
-    merged = migrations.merged_revision(engine, schema=schema)
+    engine = state.engine()
+    with database_access(state):
+        revision = migrations.current(engine, schema=state.schema)
+        merged = migrations.merged_revision(engine, schema=state.schema)
     shown = revision or merged
     head = migrations.head()
     return {"current": shown, "head": head, "up_to_date": shown == head, "merged": bool(merged)}
@@ -118,11 +126,10 @@ def db_check() -> None:
     from queuekit import migrations
 
     state = current_state()
-    engine = state.engine()
+    found = revisions(state)
     with database_access(state):
-        found = revisions(engine, state.schema)
         try:
-            migrations.check(engine, schema=state.schema)
+            migrations.check(state.engine(), schema=state.schema)
         except SchemaNotMigratedError:
             if state.json:
                 print_json({**found, "up_to_date": False})

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
+    event,
     false,
     literal,
     null,
@@ -47,6 +48,34 @@ class Listener(Protocol):
     def close(self) -> None:
         """Stop listening and close the connection (never raises)."""
         ...
+
+
+#: Marks an engine, and each pooled connection's record, that queuekit has set up.
+_PREPARED_MARK = "_queuekit_prepared"
+
+
+def first_preparation(engine: Engine) -> bool:
+    """True the first time an engine is prepared (and marks it so); False after."""
+    if getattr(engine, _PREPARED_MARK, False):
+        return False
+    setattr(engine, _PREPARED_MARK, True)
+    return True
+
+
+def on_each_connection(engine: Engine, configure: Callable[[Any, Any], None]) -> None:
+    """Call ``configure(dbapi_connection, record)`` once per connection of the pool.
+
+    On "checkout", not "connect": the application may have used the engine
+    before queuekit saw it, and the connections already in its pool need the
+    same set-up (done once per connection, remembered in its record).
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _configure(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get(_PREPARED_MARK):
+            return
+        record.info[_PREPARED_MARK] = True
+        configure(dbapi_connection, record)
 
 
 class DialectSupport:

@@ -26,7 +26,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
-    event,
     func,
     literal,
     literal_column,
@@ -40,7 +39,7 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Interval, TypeEngine
 
-from queuekit.dialects.base import Listener
+from queuekit.dialects.base import Listener, first_preparation, on_each_connection
 from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.models import UTCDateTime
 
@@ -58,8 +57,6 @@ CLIENT_KEEPALIVES: dict[str, Any] = {
 }
 #: Longest application_name PostgreSQL keeps (NAMEDATALEN - 1).
 LABEL_LENGTH = 63
-
-_PREPARED_MARK = "_queuekit_prepared"
 
 
 def exact_float_dumps(value: Any) -> str:
@@ -104,17 +101,11 @@ class PostgreSQLSupport(OnConflictSupport):
     def prepare_engine(self, engine: Engine) -> None:
         # An application that chose its own JSON serializer keeps it.
         custom = getattr(engine.dialect, "_json_serializer", None)
-        if getattr(engine, _PREPARED_MARK, False) or custom is not None:
-            return
-        setattr(engine, _PREPARED_MARK, True)
-
-        # "checkout", not "connect": connections already in the pool need it too.
-        @event.listens_for(engine, "checkout")
-        def _configure(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-            if record.info.get(_PREPARED_MARK):
-                return
-            record.info[_PREPARED_MARK] = True
-            set_json_dumps(exact_float_dumps, record.driver_connection)
+        if custom is None and first_preparation(engine):
+            on_each_connection(
+                engine,
+                lambda _dbapi, record: set_json_dumps(exact_float_dumps, record.driver_connection),
+            )
 
     def client_connect_args(self, *, pooler: str | None) -> dict[str, Any]:
         args = dict(CLIENT_KEEPALIVES)

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Dialect
 
-from queuekit.dialects.base import OWN_TRANSACTION
+from queuekit.dialects.base import OWN_TRANSACTION, first_preparation, on_each_connection
 from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.errors import InvalidArgumentError
 from queuekit.models import UTCDateTime
@@ -37,7 +37,6 @@ from queuekit.models import UTCDateTime
 # own clock has millisecond precision, so three zeros pad it to that format and
 # text comparison orders both kinds of value alike.
 _TIMESTAMP = "%Y-%m-%d %H:%M:%f"
-_PREPARED_MARK = "_queuekit_prepared"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -82,18 +81,10 @@ class SQLiteSupport(OnConflictSupport):
         return "SQLite", (3, 35)  # RETURNING and ON CONFLICT
 
     def prepare_engine(self, engine: Engine) -> None:
-        if getattr(engine, _PREPARED_MARK, False):
+        if not first_preparation(engine):
             return
-        setattr(engine, _PREPARED_MARK, True)
 
-        # "checkout", not "connect": the application may have used the engine
-        # before queuekit saw it, and the connections already in its pool need
-        # the same set-up (done once per connection, remembered in its record).
-        @event.listens_for(engine, "checkout")
-        def _configure(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-            if record.info.get(_PREPARED_MARK):
-                return
-            record.info[_PREPARED_MARK] = True
+        def _configure(dbapi_connection: Any, _record: Any) -> None:
             # Let SQLAlchemy, not the driver, decide when transactions begin,
             # so that the "begin" hook below can take the write lock up front.
             dbapi_connection.isolation_level = None
@@ -103,6 +94,8 @@ class SQLiteSupport(OnConflictSupport):
             cursor.execute("PRAGMA journal_mode = WAL")
             # PRAGMA synchronous is left alone: durability is the application's choice.
             cursor.close()
+
+        on_each_connection(engine, _configure)
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:

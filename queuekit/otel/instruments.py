@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
 from queuekit.otel import names
 
@@ -38,36 +38,30 @@ class Instruments:
     """The counters and histograms, recorded from the hooks."""
 
     def __init__(self, meter: Meter) -> None:
-        self.enqueued = meter.create_counter(
-            names.ENQUEUED, unit="{job}", description="Jobs stored by add_job(s), replay and cron."
+        def jobs(name: str, description: str) -> Counter:
+            return meter.create_counter(name, unit="{job}", description=description)
+
+        def seconds(name: str, description: str, buckets: Sequence[float]) -> Histogram:
+            return meter.create_histogram(
+                name, unit="s", description=description, explicit_bucket_boundaries_advisory=buckets
+            )
+
+        self.enqueued = jobs(names.ENQUEUED, "Jobs stored by add_job(s), replay and cron.")
+        self.completed = jobs(names.COMPLETED, "Attempts recorded as completed.")
+        self.failed = jobs(
+            names.FAILED, "Attempts recorded as failed or partly successful (outcome says which)."
         )
-        self.completed = meter.create_counter(
-            names.COMPLETED, unit="{job}", description="Attempts recorded as completed."
+        self.exhausted = jobs(
+            names.EXHAUSTED, "Jobs exhausted: out of attempts, or permanently failed."
         )
-        self.failed = meter.create_counter(
-            names.FAILED,
-            unit="{job}",
-            description="Attempts recorded as failed or partly successful (outcome says which).",
+        self.cancelled = jobs(names.CANCELLED, "Jobs removed by cancel_jobs.")
+        self.attempt_duration = seconds(
+            names.ATTEMPT_DURATION, "How long an attempt's task ran.", names.DURATION_BUCKETS
         )
-        self.exhausted = meter.create_counter(
-            names.EXHAUSTED,
-            unit="{job}",
-            description="Jobs exhausted: out of attempts, or permanently failed.",
-        )
-        self.cancelled = meter.create_counter(
-            names.CANCELLED, unit="{job}", description="Jobs removed by cancel_jobs."
-        )
-        self.attempt_duration = meter.create_histogram(
-            names.ATTEMPT_DURATION,
-            unit="s",
-            description="How long an attempt's task ran.",
-            explicit_bucket_boundaries_advisory=names.DURATION_BUCKETS,
-        )
-        self.queue_time = meter.create_histogram(
+        self.queue_time = seconds(
             names.QUEUE_TIME,
-            unit="s",
-            description="From when a job was due (run_at) to when a worker claimed it.",
-            explicit_bucket_boundaries_advisory=names.QUEUE_TIME_BUCKETS,
+            "From when a job was due (run_at) to when a worker claimed it.",
+            names.QUEUE_TIME_BUCKETS,
         )
         # Attribute dicts are reused: one per task identifier (and outcome).
         self._tasks: dict[str, Attributes] = {}

@@ -26,8 +26,8 @@ import time
 
 from queuekit.errors import QueueKitError
 from queuekit.repository import Outcome
-from queuekit.worker.reporting import Reporter
-from queuekit.worker.state import Pending, WorkerState, elapsed_ms, log
+from queuekit.worker.reporting import Role
+from queuekit.worker.state import Pending, elapsed_ms, log
 
 #: Bounds (seconds) of how often the fence thread looks at the lease.
 MIN_TICK = 0.05
@@ -38,12 +38,8 @@ class FencedError(QueueKitError):
     """The error recorded for an attempt given up because its worker lost the database."""
 
 
-class Fence:
+class Fence(Role):
     """Watches ``state.lease_from`` and fences the worker when it grows too old."""
-
-    def __init__(self, state: WorkerState, reporter: Reporter) -> None:
-        self.state = state
-        self.reporter = reporter
 
     def loop(self) -> None:
         """Check the lease until the background threads are told to stop."""

@@ -15,8 +15,8 @@ from typing import Any
 from queuekit.errors import TransientDatabaseError
 from queuekit.repository import FinishedJob, Outcome
 from queuekit.worker.fetching import MAX_BACKOFF, MIN_BACKOFF
-from queuekit.worker.reporting import Reporter
-from queuekit.worker.state import FLUSH_BATCH, Pending, WorkerState, log
+from queuekit.worker.reporting import Role
+from queuekit.worker.state import FLUSH_BATCH, Pending, log
 
 #: How long the flusher lets outcomes gather before writing them.
 FLUSH_WINDOW = 0.004
@@ -24,12 +24,8 @@ FLUSH_WINDOW = 0.004
 POISON_AFTER = 3
 
 
-class Flusher:
+class Flusher(Role):
     """Records queued outcomes and reports what became of them."""
-
-    def __init__(self, state: WorkerState, reporter: Reporter) -> None:
-        self.state = state
-        self.reporter = reporter
 
     def loop(self) -> None:
         """Flush until told to exit with nothing left (or the flush deadline passed)."""

@@ -25,7 +25,7 @@ from queuekit.repository import Outcome
 from queuekit.types import Job
 from queuekit.worker.context import JobTimeoutError
 from queuekit.worker.fencing import Fence
-from queuekit.worker.reporting import Reporter
+from queuekit.worker.reporting import Reporter, Role
 from queuekit.worker.state import Pending, Run, WorkerState, elapsed_ms, log
 
 #: Jobs per heartbeat statement.
@@ -37,14 +37,13 @@ COMMIT_RECHECK = 0.05
 Spawn = Callable[[Callable[[], None], str, list[threading.Thread]], None]
 
 
-class Housekeeper:
+class Housekeeper(Role):
     """Keeps held locks fresh, enforces timeouts, runs maintenance and cron."""
 
     def __init__(
         self, state: WorkerState, reporter: Reporter, crontabs: Iterable[object], fence: Fence
     ) -> None:
-        self.state = state
-        self.reporter = reporter
+        super().__init__(state, reporter)
         self.fence = fence
         cron = CronScheduler(
             state.settings.manager, crontabs, on_fired=self._cron_fired, on_error=self._cron_error

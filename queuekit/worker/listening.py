@@ -10,19 +10,14 @@ manager's engine; ``Worker(listen=False)`` only polls.
 from __future__ import annotations
 
 from queuekit.worker.fetching import MAX_BACKOFF, MIN_BACKOFF
-from queuekit.worker.reporting import Reporter
-from queuekit.worker.state import WorkerState
+from queuekit.worker.reporting import Role
 
 #: How often the listener thread checks whether it should stop.
 LISTEN_TICK = 0.5
 
 
-class Listener:
+class Listener(Role):
     """Turns enqueue notifications into fetch wake-ups, reconnecting after errors."""
-
-    def __init__(self, state: WorkerState, reporter: Reporter) -> None:
-        self.state = state
-        self.reporter = reporter
 
     def loop(self) -> None:
         """Listen until the background threads are told to stop."""

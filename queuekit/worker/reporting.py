@@ -95,3 +95,11 @@ class Reporter:
 
 
 __all__ = ["Reporter"]
+
+
+class Role:
+    """One of the worker's threads: the shared state it works on and how it reports."""
+
+    def __init__(self, state: WorkerState, reporter: Reporter) -> None:
+        self.state = state
+        self.reporter = reporter
