@@ -39,6 +39,7 @@ _WORKER_COLUMNS = _same_named(WorkerInfo, "task_identifiers")
 
 
 def _read(m: Mapping[Any, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The values of the columns ``names``, by name, as keyword arguments of a value type."""
     return {name: m[name] for name in names}
 
 

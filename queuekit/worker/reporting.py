@@ -94,12 +94,12 @@ class Reporter:
         return data
 
 
-__all__ = ["Reporter"]
-
-
 class Role:
     """One of the worker's threads: the shared state it works on and how it reports."""
 
     def __init__(self, state: WorkerState, reporter: Reporter) -> None:
         self.state = state
         self.reporter = reporter
+
+
+__all__ = ["Reporter", "Role"]
