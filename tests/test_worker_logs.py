@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from rich.logging import RichHandler
 
-from queuekit import JobContext, JobManager, Worker
+from queuekit import JobContext, JobManager, RetryPolicy, Worker
 from queuekit.cli import cli
 from queuekit.cli.logs import JsonLineFormatter, stderr_handler
 
@@ -51,6 +51,8 @@ def test_one_line_per_outcome_with_fields_and_tracebacks(
     clean_manager: JobManager, caplog: pytest.LogCaptureFixture
 ) -> None:
     manager = clean_manager
+    # The retry lies beyond any drain, however slow the machine: one outcome per job.
+    manager.retry = RetryPolicy(base_delay="1 hour", max_delay="2 hours")
     ok = manager.add_job("ok", {}, queue_name="mail")
     flaky = manager.add_job("flaky", {}, max_attempts=2)
     doomed = manager.add_job("doomed", {}, max_attempts=1)
