@@ -146,7 +146,8 @@ def read_cron(engine: sa.Engine, identifier: str) -> CronEvidence:
 def check_cron(cron: CronEvidence) -> tuple[list[str], int, int]:
     """Exactly one job per slot wholly inside the run; returns (violations, slots, skipped).
 
-    The slots checked are those after the entry was first seen and at least
+    The slots checked are those after the entry was first seen and up to the
+    later of the last slot fired (the entry's ``last_execution``) and
     :data:`CRON_GRACE` before every host stopped. A tick job belongs to the
     slot its enqueue time falls in (a minute schedule: the slot is that
     minute; a firing later than a minute collapses into the latest slot).
@@ -163,8 +164,11 @@ def check_cron(cron: CronEvidence) -> tuple[list[str], int, int]:
     for job, (enqueued, _done) in cron.ticks.items():
         by_slot[slot_of(enqueued)].append(job)
     first = slot_of(cron.known_since) + CRON_PERIOD
+    limit = cron.stopped - CRON_GRACE
+    if cron.last_execution is not None:
+        limit = max(limit, cron.last_execution)
     slot, checked, skipped = first, 0, 0
-    while slot <= cron.stopped - CRON_GRACE:
+    while slot <= limit:
         fired = by_slot.get(slot, [])
         checked += 1
         if len(fired) > 1:
@@ -181,7 +185,7 @@ def check_cron(cron: CronEvidence) -> tuple[list[str], int, int]:
                 problems.append(f"cron slot {slot:%H:%M} passed with no job and none running")
         slot += CRON_PERIOD
     for slot, fired in by_slot.items():
-        if slot < first or (len(fired) > 1 and slot > cron.stopped - CRON_GRACE):
+        if slot < first or (len(fired) > 1 and slot > limit):
             problems.append(f"cron slot {slot:%H:%M} outside the run enqueued {fired}")
     if cron.last_execution is not None and cron.last_execution not in by_slot:
         skipped_last = any(

@@ -114,3 +114,11 @@ def test_cron_slot_near_the_stop_is_not_required() -> None:
     ticks = {"a": (at(1, 0.1), at(1, 0.2))}
     evidence = checks.CronEvidence(T0, at(1, 0), at(2, 10), ticks)
     assert checks.check_cron(evidence) == ([], 1, 0)
+
+
+def test_cron_slot_fired_near_the_stop_is_checked_too() -> None:
+    ticks = {"a": (at(1, 0.1), at(1, 0.2)), "b": (at(2, 0.3), at(2, 0.4)), "c": (at(2, 1), None)}
+    evidence = checks.CronEvidence(T0, at(2, 0), at(2, 10), ticks)
+    problems, checked, _ = checks.check_cron(evidence)
+    assert checked == 2
+    assert any("12:02 enqueued 2 jobs" in p for p in problems), problems
