@@ -78,7 +78,7 @@ def main() -> int:
             timing = ", ".join(f"{k} {v:.0f} s" for k, v in row["phases"].items())
             dying = row["started_while_dying"]
             if dying:
-                timing += f"; {dying} execution(s) started between a kill's signal and death"
+                timing += f"; {dying} execution(s) started while their process was being killed"
             print(f"  {timing}", flush=True)
             for problem in row["problems"]:
                 print(f"  FAIL {problem}", flush=True)

@@ -51,7 +51,8 @@ class Evidence:
     #: Monotonic ns by which SIGKILLed (or stopped) processes were gone, per
     #: (host name, pid or None for all of the host's).
     kills: list[tuple[str, int | None, int]] = field(default_factory=list)
-    #: Each kill's signal and death instants: ``{"host", "pid", "sent", "gone"}``.
+    #: Each kill's instants: ``{"host", "pid", "asked", "sent", "gone"}`` (decided,
+    #: signalled, processes gone).
     kill_log: list[dict[str, Any]] = field(default_factory=list)
     cron: CronEvidence | None = None
 
@@ -224,12 +225,16 @@ def end_of(run: Execution, evidence: Evidence) -> int | None:
 
 
 def started_while_dying(evidence: Evidence) -> int:
-    """Executions that started after a kill's signal was sent but before the process was gone."""
+    """Executions that started after a kill was decided but before the process was gone.
+
+    Had the kill been dated when it was decided, these would have had no
+    end: neither an end line nor a kill at or after their start.
+    """
     count = 0
     for kill in evidence.kill_log:
         for run in evidence.executions:
             if run.host == kill["host"] and kill["pid"] in (None, run.pid):
-                count += kill["sent"] <= run.start < kill["gone"]
+                count += kill.get("asked", kill["sent"]) <= run.start < kill["gone"]
     return count
 
 

@@ -119,6 +119,7 @@ class Run:
         return [p for p in pids if inner_one and _ppid(p) == inner_one[0]]
 
     def kill_host(self, host: int) -> None:
+        asked = time.monotonic_ns()
         pids = self.suite.topology.pids(host)
         sent = time.monotonic_ns()
         for pid in pids:
@@ -126,24 +127,28 @@ class Run:
         agent = self.agents.pop(host, None)
         if agent is not None:
             agent.wait()
-        self._record_kill(host, None, sent, _gone(pids))
+        self._record_kill(host, None, asked, sent, _gone(pids))
 
     def kill_worker(self, host: int) -> None:
+        asked = time.monotonic_ns()
         pid = self.worker_pids(host)[0]
         inner = _nspid(pid)
         sent = time.monotonic_ns()
         _kill(pid)
-        self._record_kill(host, inner, sent, _gone([pid]))
+        self._record_kill(host, inner, asked, sent, _gone([pid]))
 
-    def _record_kill(self, host: int, pid: int | None, sent: int, gone: int) -> None:
+    def _record_kill(self, host: int, pid: int | None, asked: int, sent: int, gone: int) -> None:
         """Note when the processes were known dead: an execution they ran ended by then.
 
-        The instant the signal was sent is no bound: a task may still start
-        between it and the kernel tearing the process down (the ledger then
-        shows a start after ``sent`` and no end line), so the checks use ``gone``.
+        Neither the decision to kill (``asked``, before the processes are
+        listed) nor the signal (``sent``) bounds an execution: a task may
+        still start until the kernel has torn its process down (the ledger
+        then shows a start after them and no end line), so the checks use ``gone``.
         """
         self.kills.append((f"h{host}", pid, gone))
-        self.kill_log.append({"host": f"h{host}", "pid": pid, "sent": sent, "gone": gone})
+        self.kill_log.append(
+            {"host": f"h{host}", "pid": pid, "asked": asked, "sent": sent, "gone": gone}
+        )
 
     def wait_up(self, expected: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -175,7 +180,7 @@ class Run:
             for pid in self.suite.topology.pids(host):
                 _kill(pid)
             sent = time.monotonic_ns()
-            self._record_kill(host, None, sent, _gone(pids))
+            self._record_kill(host, None, sent, sent, _gone(pids))
         self.agents.clear()
 
     # -- feeder and sampler -----------------------------------------------------

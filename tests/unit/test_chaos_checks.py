@@ -42,7 +42,8 @@ def evidence(executions: list[checks.Execution], rows: list[SimpleNamespace],
 
 
 def test_a_run_started_while_its_process_was_dying_ends_at_the_death() -> None:
-    kill = {"host": "h3", "pid": None, "sent": 10 * SECOND, "gone": 11 * SECOND}
+    kill = {"host": "h3", "pid": None, "asked": 10 * SECOND, "sent": 10.8 * SECOND,
+            "gone": 11 * SECOND}  # fmt: skip
     dying = run("j1", "c1", 10.5, None, host="h3", queue="q4")
     later = run("j2", "c2", 20, 21, host="h1", queue="q4")
     seen = evidence([dying, later], [history("j1", "c1", "failed"), history("j1", "c1b"),
