@@ -174,14 +174,15 @@ class Catalog(RepositoryBase):
     def refill_rate_limits(self, conn: Connection) -> int:
         """Refill every bucket whose window has passed; returns how many."""
         now = self.dialect.now()
-        # Lock in key order, as claims do, so refill and claims never deadlock.
+        # Lock in key order, as claims do, so refill and claims never deadlock; and
+        # NO KEY UPDATE (PostgreSQL), which enqueues' foreign-key checks never block.
         due = list(
             self.run(
                 conn,
                 select(rate_limits.c.key)
                 .where(rate_limits.c.next_refill_at <= now)
                 .order_by(rate_limits.c.key)
-                .with_for_update(),
+                .with_for_update(key_share=True),
             ).scalars()
         )
         for part in chunks(due):

@@ -268,7 +268,9 @@ class Claim(RepositoryBase):
             select(rate_limits.c.key, rate_limits.c.capacity, rate_limits.c.available_tokens, due)
             .where(rate_limits.c.key.in_(list(keys)))
             .order_by(rate_limits.c.key)
-            .with_for_update(skip_locked=skip_locked)
+            # NO KEY UPDATE (PostgreSQL): an enqueue's foreign-key check holds KEY SHARE
+            # on the bucket until it commits, and must neither stall nor deadlock this.
+            .with_for_update(skip_locked=skip_locked, key_share=True)
         )
         return {
             key: (capacity if refills else tokens, bool(refills))

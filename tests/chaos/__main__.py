@@ -17,15 +17,17 @@ from tests.chaos.suite import Suite
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| mode | scenario | jobs | executions | duplicates | fences | jobs/s before | "
-        "healthy hosts jobs/s before → during | recovery s | max conns (limit) | result |"
+        "healthy hosts jobs/s before → during | recovery s | cron slots (skipped) | "
+        "max conns (limit) | result |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         recovery = "-" if r["recovery"] is None else f"{r['recovery']:.1f}"
         lines.append(
             f"| {r['mode']} | {r['scenario']} | {r['jobs']} | {r['executions']} | "
             f"{r['duplicates']} | {r['fences']} | {r['baseline']:.0f} | "
             f"{r['healthy_before']:.0f} → {r['healthy_during']:.0f} | {recovery} | "
+            f"{r['cron_slots']} ({r['cron_skipped']}) | "
             f"{r['connections']} ({r['limit']}) | {'ok' if not r['problems'] else 'FAIL'} |"
         )
     return "\n".join(lines)
@@ -74,6 +76,9 @@ def main() -> int:
             row = run_scenario(suite, scenario, mode)
             rows.append(row)
             timing = ", ".join(f"{k} {v:.0f} s" for k, v in row["phases"].items())
+            dying = row["started_while_dying"]
+            if dying:
+                timing += f"; {dying} execution(s) started while their process was being killed"
             print(f"  {timing}", flush=True)
             for problem in row["problems"]:
                 print(f"  FAIL {problem}", flush=True)

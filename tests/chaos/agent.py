@@ -7,6 +7,7 @@ takes the whole "host" down at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -70,9 +71,13 @@ def main() -> None:
         child.start()
 
     def stop(_signum: int, _frame: object) -> None:
+        # A worker SIGKILLed earlier may be reaped already: signalling its pid
+        # would raise here, skip the rest, and leave the agent's exit joining
+        # workers that were never told to stop.
         for child in children:
-            if child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
+            if child.pid is not None and child.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

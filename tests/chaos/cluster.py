@@ -6,6 +6,7 @@ so crashing or restarting it never touches the machine's shared server.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -144,4 +145,7 @@ class Cluster:
                 "-D", self.data, "-m", "immediate", "stop", check=False,
             )  # fmt: skip
             self.started = False
+        for name in ("log", "pgbouncer.log"):  # kept beside the runs' ledgers (--keep)
+            with contextlib.suppress(OSError):
+                shutil.copy(os.path.join(self.root, name), f"{self.root}-{name}")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
-from tests.chaos import checks
+from tests.chaos import checks, workload
 from tests.chaos.suite import CONTROLLER, HOSTS, LOCK_TIMEOUT, Fault, Run, Scenario, Suite
 
 
@@ -34,7 +35,28 @@ def short_cut(run: Run, fault: Fault) -> None:
     fault.end = _now()
 
 
+def hold_long_job(run: Run, host: int, timeout: float = 90) -> None:
+    """Enqueue long jobs until one runs on ``host``, so a cut finds a running attempt there.
+
+    The workload's jobs last 20-80 ms: a cut host's attempts would all have
+    finished (results waiting to be written) long before it fences itself,
+    and the fence, which gives up *running* attempts, would have nothing to do.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        added = run.manager.add_jobs(workload.long_jobs(HOSTS))
+        run.enqueued.update(str(job.id) for job in added)
+        wait_until = min(deadline, time.monotonic() + 3)
+        while time.monotonic() < wait_until:
+            if workload.running_long(run.directory, host):
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"no long job started on h{host} within {timeout:.0f} s")
+
+
 def long_cut(run: Run, fault: Fault) -> None:
+    hold_long_job(run, 2)
+    fault.start = _now()
     run.suite.topology.cut(2)
     time.sleep(LOCK_TIMEOUT * 2)
     run.suite.topology.heal(2)
@@ -82,7 +104,13 @@ SCENARIOS = {
         Scenario("worker-kill", "SIGKILL one worker process of h1", worker_kill, 1),
         Scenario("host-kill", "SIGKILL every process of h3, restart it 3 s later", host_kill, 3),
         Scenario("short-cut", "cut h2's link for 2 s (below the 8 s lock timeout)", short_cut, 2),
-        Scenario("long-cut", "cut h2's link for 16 s (twice the lock timeout)", long_cut, 2),
+        Scenario(
+            "long-cut",
+            "cut h2's link for 16 s (twice the lock timeout) while it runs a long job",
+            long_cut,
+            2,
+            fences=True,
+        ),
         Scenario("one-way", "h3: server answers dropped for 5 s, then reset", one_way_drop, 3),
         Scenario("latency", "h4: +50 ms per packet each way for 15 s", latency, 4),
         Scenario("db-crash", "PostgreSQL killed (-m immediate) and restarted", db_crash),
@@ -125,7 +153,7 @@ def run_scenario(suite: Suite, scenario: Scenario, mode: str, *, warm: float = 6
         run.stop_hosts()
         run.stop.set()
         phases["stop"] = time.monotonic() - mark
-        row = judge(suite, run, fault, stop_at, warm)
+        row = judge(suite, run, scenario, fault, stop_at, warm)
         row["phases"] = phases
         return row
     finally:
@@ -139,7 +167,9 @@ def run_scenario(suite: Suite, scenario: Scenario, mode: str, *, warm: float = 6
                 proxy.set(host, latency=0.0, drop_answers=False)
 
 
-def judge(suite: Suite, run: Run, fault: Fault, stop_at: int, warm: float) -> dict[str, Any]:
+def judge(
+    suite: Suite, run: Run, scenario: Scenario, fault: Fault, stop_at: int, warm: float
+) -> dict[str, Any]:
     runs, cron, fences, budgets = checks.read_ledgers(run.directory)
     history, _ = checks.read_database(run.engine)
     with run.engine.connect() as conn:
@@ -150,9 +180,14 @@ def judge(suite: Suite, run: Run, fault: Fault, stop_at: int, warm: float) -> di
             )
         ).scalar_one()
     evidence = checks.Evidence(
-        runs, cron, fences, budgets, history, int(leftover), set(run.enqueued), run.kills
-    )
+        runs, cron, fences, budgets, history, int(leftover), set(run.enqueued), run.kills,
+        run.kill_log, checks.read_cron(run.engine, "tick"),
+    )  # fmt: skip
+    with open(f"{run.directory}/kills.json", "w") as f:
+        json.dump(run.kill_log, f)
     problems, figures = checks.check(evidence)
+    if scenario.fences and not figures["fences"]:
+        problems.append(f"h{fault.host} ran a long job through the cut but never fenced itself")
     # Connections within budget, outside the fault and the keepalive time after it
     # (a cut worker's old backends linger until the server's keepalives reap them).
     quiet_after = fault.end + 20 * 10**9
@@ -191,5 +226,7 @@ def judge(suite: Suite, run: Run, fault: Fault, stop_at: int, warm: float) -> di
         "limit": limit,
         "rate_window_max": figures["rate_window_max"],
         "cron_slots": figures["cron_slots"],
+        "cron_skipped": figures["cron_skipped"],
+        "started_while_dying": figures["started_while_dying"],
         "problems": problems,
     }

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -56,6 +57,8 @@ class Scenario:
     what: str
     inject: Callable[[Run, Fault], None]
     host: int | None = None
+    #: The fault must make its host fence itself (at least one fence in the ledger).
+    fences: bool = False
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     samples: list[tuple[int, dict[str, int], int]] = field(default_factory=list)
     kills: list[tuple[str, int | None, int]] = field(default_factory=list)
+    kill_log: list[dict[str, Any]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
 
     # -- hosts ------------------------------------------------------------------
@@ -115,18 +119,36 @@ class Run:
         return [p for p in pids if inner_one and _ppid(p) == inner_one[0]]
 
     def kill_host(self, host: int) -> None:
-        moment = time.monotonic_ns()
-        for pid in self.suite.topology.pids(host):
+        asked = time.monotonic_ns()
+        pids = self.suite.topology.pids(host)
+        sent = time.monotonic_ns()
+        for pid in pids:
             _kill(pid)
-        self.kills.append((f"h{host}", None, moment))
         agent = self.agents.pop(host, None)
         if agent is not None:
             agent.wait()
+        self._record_kill(host, None, asked, sent, _gone(pids))
 
     def kill_worker(self, host: int) -> None:
+        asked = time.monotonic_ns()
         pid = self.worker_pids(host)[0]
-        self.kills.append((f"h{host}", _nspid(pid), time.monotonic_ns()))
+        inner = _nspid(pid)
+        sent = time.monotonic_ns()
         _kill(pid)
+        self._record_kill(host, inner, asked, sent, _gone([pid]))
+
+    def _record_kill(self, host: int, pid: int | None, asked: int, sent: int, gone: int) -> None:
+        """Note when the processes were known dead: an execution they ran ended by then.
+
+        Neither the decision to kill (``asked``, before the processes are
+        listed) nor the signal (``sent``) bounds an execution: a task may
+        still start until the kernel has torn its process down (the ledger
+        then shows a start after them and no end line), so the checks use ``gone``.
+        """
+        self.kills.append((f"h{host}", pid, gone))
+        self.kill_log.append(
+            {"host": f"h{host}", "pid": pid, "asked": asked, "sent": sent, "gone": gone}
+        )
 
     def wait_up(self, expected: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -138,8 +160,14 @@ class Run:
         raise RuntimeError(f"only {len(budgets)} of {expected} workers came up")
 
     def stop_hosts(self) -> None:
-        for host in list(self.agents):
-            for pid in self.suite.topology.pids(host):
+        """SIGTERM every host (SIGKILL after 20 s); records when each host's processes were gone.
+
+        A task still running when its worker's shutdown timeout ran out dies
+        with the process and writes no end line; the stop bounds it like a kill.
+        """
+        stopping = {host: self.suite.topology.pids(host) for host in self.agents}
+        for pids in stopping.values():
+            for pid in pids:
                 if _nspid(pid) == 1:
                     _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -148,6 +176,11 @@ class Run:
                 agent.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 agent.kill()
+        for host, pids in stopping.items():
+            for pid in self.suite.topology.pids(host):
+                _kill(pid)
+            sent = time.monotonic_ns()
+            self._record_kill(host, None, sent, sent, _gone(pids))
         self.agents.clear()
 
     # -- feeder and sampler -----------------------------------------------------
@@ -221,6 +254,16 @@ def _nspid(pid: int) -> int:
 def _ppid(pid: int) -> int:
     value = _proc_field(pid, "PPid")
     return int(value) if value else -1
+
+
+def _gone(pids: list[int], timeout: float = 30) -> int:
+    """Wait until none of ``pids`` runs any more (gone or a zombie); returns that instant."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_proc_field(pid, "State")[:1] in ("", "Z", "X") for pid in pids):
+            break
+        time.sleep(0.01)
+    return time.monotonic_ns()
 
 
 def _kill(pid: int, sig: int = signal.SIGKILL) -> None:

@@ -65,7 +65,27 @@ def _work(payload: dict[str, Any], ctx: JobContext) -> None:
     record({"e": "e", "r": "ok", **base})
 
 
-TASKS = {name: _work for name in ("plain", "serial", "limited", "flaky", "tick")}
+TASKS = {name: _work for name in ("plain", "serial", "limited", "flaky", "tick", "long")}
+#: How long a "long" job runs: longer than a cut needs to fence its worker.
+LONG_MS = 20_000
+
+
+def long_jobs(size: int) -> list[JobSpec]:
+    """Jobs that run :data:`LONG_MS` (honouring cancellation), claimed before the backlog."""
+    return [JobSpec("long", {"ms": LONG_MS}, priority=-1) for _ in range(size)]
+
+
+def running_long(directory: str, host: int) -> bool:
+    """Whether the host's ledger shows a long job started and not yet ended."""
+    open_runs: set[str] = set()
+    with open(ledger_path(directory, host)) as f:
+        for line in f:
+            entry = json.loads(line)
+            if entry.get("t") == "long" and entry["e"] == "s":
+                open_runs.add(entry["c"])
+            elif entry["e"] == "e":
+                open_runs.discard(entry["c"])
+    return bool(open_runs)
 
 
 def batch(size: int, rng: random.Random) -> list[JobSpec]:
