@@ -14,6 +14,12 @@ from queuekit import JobError, JobManager, JobSpec, PartialSuccess
 from queuekit.repository import Outcome
 
 BATCHES = (1, 10, 50)
+#: Statements of one claim at most, by the jobs it meets and the dialect (MariaDB
+#: has no UPDATE ... RETURNING; SQLite opens its write transaction with a statement).
+CLAIM_STATEMENTS = {
+    "plain": {"postgresql": 1, "sqlite": 4, "mysql": 5},
+    "queues_and_keys": {"postgresql": 6, "sqlite": 8, "mysql": 9},
+}
 
 
 @pytest.fixture
@@ -83,6 +89,7 @@ def test_claim_statement_count_does_not_depend_on_batch_size(
         assert len(claimed) == size
         counts.append(counter.count)
     assert len(set(counts)) == 1, dict(zip(BATCHES, counts, strict=True))
+    assert counts[0] <= CLAIM_STATEMENTS[shape][engine.dialect.name], counts
 
 
 @pytest.mark.parametrize("outcome", ["complete", "fail", "mixed"])
@@ -175,3 +182,56 @@ def test_claim_statements_keep_one_text_on_postgresql(
         texts.append(set(counter.statements))
     # The locked ids are one array parameter, whatever their number.
     assert texts[0] == texts[1] == texts[2], texts
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+def test_a_claim_of_plain_jobs_is_one_statement_on_postgresql(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    manager.add_jobs([JobSpec("t", {"i": i}, priority=i % 3) for i in range(sum(BATCHES) + 5)])
+    claimed_ids = []
+    for size in BATCHES:
+        with counting(engine) as counter:
+            claimed = manager.get_jobs(WORKER, batch_size=size)
+        assert len(claimed) == size
+        assert counter.count == 1, counter.statements
+        # In claim order: priority, run_at, id.
+        order = [(job.priority, job.run_at, job.id) for job in claimed]
+        assert order == sorted(order)
+        assert all(job.correlation_id is not None and job.attempts == 1 for job in claimed)
+        claimed_ids += [job.id for job in claimed]
+    assert len(set(claimed_ids)) == sum(BATCHES)
+    with engine.connect() as conn:
+        opened = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_history WHERE status = 'started'")
+        ).scalar()
+        locked = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_jobs WHERE locked_by = :w"), {"w": WORKER}
+        ).scalar()
+    assert (opened, locked) == (sum(BATCHES), sum(BATCHES))
+
+
+def test_a_claim_meeting_named_queues_and_keys_takes_what_it_may(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    # Plain jobs between jobs of two queues and jobs of a two-token key: the
+    # claim takes every plain job, one job per queue and two of the key.
+    manager.register_rate_limit("api", 2, "1 hour")
+    specs = []
+    for i in range(12):
+        queue = ("qa", "qb")[i % 2] if i % 3 == 0 else None
+        key = "api" if i % 3 == 1 else None
+        specs.append(JobSpec("t", {"i": i}, queue_name=queue, rate_limit_key=key))
+    manager.add_jobs(specs)
+    with counting(engine) as counter:
+        claimed = manager.get_jobs(WORKER, batch_size=20)
+    taken = sorted(job.payload["i"] for job in claimed)
+    plain = [i for i in range(12) if i % 3 == 2]
+    assert [i for i in taken if i % 3 == 2] == plain
+    assert sorted(job.queue_name for job in claimed if job.queue_name) == ["qa", "qb"]
+    assert len([job for job in claimed if job.rate_limit_key]) == 2
+    assert counter.count <= CLAIM_STATEMENTS["queues_and_keys"][engine.dialect.name], (
+        counter.statements
+    )
+    order = [(job.priority, job.run_at, job.id) for job in claimed]
+    assert order == sorted(order)

@@ -73,6 +73,15 @@ class Claim(RepositoryBase):
         buckets: dict[str, tuple[int, bool]] = {}
         closed_keys: set[str] = set()  # out of tokens, or locked by another claim
         spent: Counter[str] = Counter()
+        first: list[Any] | None = None
+        if self.dialect.writes_in_ctes:
+            plain_only = jobs.c.queue_name.is_(None) if max_queued == 0 else None
+            statement = self.claim_candidates_statement(
+                task_identifiers, forbidden_flags, batch_size, plain_only
+            )
+            claimed, first = self._claim_plain_at_once(conn, worker_id, statement, retention_ms)
+            if claimed is not None:
+                return claimed
         for round_number in range(CLAIM_ROUNDS):
             wanted = batch_size - len(chosen)
             further: ColumnElement[bool] | None = None
@@ -82,9 +91,12 @@ class Claim(RepositoryBase):
             if max_queued is not None and len(taken_queues) >= max_queued:
                 plain = jobs.c.queue_name.is_(None)
                 further = plain if further is None else and_(further, plain)
-            candidates = self._claim_candidates(
-                conn, task_identifiers, forbidden_flags, wanted, further
-            )
+            if first is not None:  # the first round's candidates, locked already
+                candidates, first = first, None
+            else:
+                candidates = self._claim_candidates(
+                    conn, task_identifiers, forbidden_flags, wanted, further
+                )
             seen += [c.id for c in candidates]
             new_queues = {c.queue_name for c in candidates if c.queue_name is not None}
             new_queues -= free_queues | closed_queues
@@ -126,6 +138,44 @@ class Claim(RepositoryBase):
             return []
         chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
         return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
+
+    def _claim_plain_at_once(
+        self, conn: Connection, worker_id: str, candidates: Select[Any], retention_ms: int
+    ) -> tuple[list[Job] | None, list[Any]]:
+        """Claim plain jobs in one statement (one round trip); the claimed jobs, or None.
+
+        The candidate SELECT (row-locking, SKIP LOCKED) is a CTE that the
+        UPDATE locking the jobs reads, and the history INSERT reads what the
+        UPDATE returns. The UPDATE locks only when no candidate has a named
+        queue or a rate-limit key: those need a queue or bucket row locked
+        first, in the rounds of :meth:`claim_jobs`. Then the answer is None
+        and the candidates, in claim order and still row-locked by this
+        transaction: that first round needs no statement of its own.
+        """
+        found = candidates.cte("candidates")
+        special = select(found.c.id).where(
+            or_(found.c.queue_name.is_not(None), found.c.rate_limit_key.is_not(None))
+        )
+        statement = (
+            update(jobs)
+            .where(jobs.c.id.in_(select(found.c.id)), ~exists(special))
+            .values(self._claim_values(worker_id, None))
+        )
+        locked = statement.returning(*jobs.c).cte("locked")
+        kept = ("id", "queue_name", "rate_limit_key", "priority", "run_at")
+        answer = (
+            select(
+                *(found.c[name] for name in kept),
+                *(locked.c[c.name] for c in jobs.c if c.name not in kept),
+            )
+            .select_from(found.outerjoin(locked, locked.c.id == found.c.id))
+            .order_by(found.c.priority, found.c.run_at, found.c.id)
+            .add_cte(self._opened_history(locked, retention_ms))
+        )
+        rows = list(self.run(conn, answer))
+        if rows and rows[0].correlation_id is None:
+            return None, rows  # nothing was locked: some candidate is not a plain job
+        return [job_from_row(row, with_correlation=True) for row in rows], []
 
     def claim_saved(self, conn: Connection, claimed: Sequence[Job]) -> bool:
         """Whether a claim whose COMMIT was lost landed (its history rows exist).
@@ -310,14 +360,7 @@ class Claim(RepositoryBase):
         statement = (
             update(jobs)
             .where(self.dialect.one_of(jobs.c.id, ids))
-            .values(
-                locked_at=now,
-                locked_by=worker_id,
-                correlation_id=self._new_correlations(ids),
-                attempts=jobs.c.attempts + 1,
-                revision=jobs.c.revision + 1,
-                updated_at=now,
-            )
+            .values(self._claim_values(worker_id, ids))
         )
         if self.dialect.writes_in_ctes:
             rows = self._lock_and_open_history(conn, statement, retention_ms)
@@ -343,12 +386,30 @@ class Claim(RepositoryBase):
         SELECT reads it.
         """
         locked = statement.returning(*jobs.c).cte("locked")
+        claimed = select(locked).add_cte(self._opened_history(locked, retention_ms))
+        return {row.id: row for row in self.run(conn, claimed)}
+
+    def _opened_history(self, locked: Any, retention_ms: int) -> Any:
+        """The history INSERT ... SELECT of the rows a locking CTE returns, as a CTE."""
         columns = self._history_columns(locked.c, retention_ms)
         opened = job_history.insert().from_select(
             list(columns), select(*(value.label(name) for name, value in columns.items()))
         )
-        claimed = select(locked).add_cte(opened.cte("opened"))
-        return {row.id: row for row in self.run(conn, claimed)}
+        return opened.cte("opened")
+
+    def _claim_values(
+        self, worker_id: str, ids: Sequence[uuid.UUID] | None
+    ) -> dict[str, ColumnElement[Any] | str]:
+        """What a claim sets on the jobs it locks (``ids``: where the database makes no uuid)."""
+        now = self.dialect.now()
+        return {
+            "locked_at": now,
+            "locked_by": worker_id,
+            "correlation_id": self._new_correlations(ids or ()),
+            "attempts": jobs.c.attempts + 1,
+            "revision": jobs.c.revision + 1,
+            "updated_at": now,
+        }
 
     def _new_correlations(self, ids: Sequence[uuid.UUID]) -> ColumnElement[uuid.UUID]:
         """A fresh claim id per job: made by the database where it can, else sent per row."""

@@ -1,5 +1,6 @@
 -- statement 1
-SELECT queuekit_jobs.id, queuekit_jobs.queue_name, queuekit_jobs.rate_limit_key, queuekit_jobs.priority, queuekit_jobs.run_at 
+WITH candidates AS 
+(SELECT queuekit_jobs.id AS id, queuekit_jobs.queue_name AS queue_name, queuekit_jobs.rate_limit_key AS rate_limit_key, queuekit_jobs.priority AS priority, queuekit_jobs.run_at AS run_at 
 FROM queuekit_jobs 
 WHERE queuekit_jobs.locked_at IS NULL AND queuekit_jobs.attempts < queuekit_jobs.max_attempts AND queuekit_jobs.run_at <= statement_timestamp() AND (queuekit_jobs.queue_name IS NULL OR NOT (EXISTS (SELECT * 
 FROM queuekit_job_queues 
@@ -7,14 +8,15 @@ WHERE queuekit_job_queues.queue_name = queuekit_jobs.queue_name AND queuekit_job
 FROM queuekit_rate_limits 
 WHERE queuekit_rate_limits.key = queuekit_jobs.rate_limit_key AND queuekit_rate_limits.available_tokens <= %(available_tokens_1)s::INTEGER AND queuekit_rate_limits.next_refill_at > statement_timestamp()))) AND NOT (EXISTS (SELECT * 
 FROM queuekit_task_identifiers 
-WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND queuekit_task_identifiers.paused_at IS NOT NULL)) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND NOT (queuekit_jobs.flags ?| %(param_1)s::TEXT[]) ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id 
- LIMIT %(param_2)s::INTEGER FOR UPDATE OF queuekit_jobs SKIP LOCKED
-
--- statement 2
-WITH locked AS 
-(UPDATE queuekit_jobs SET attempts=(queuekit_jobs.attempts + %(attempts_1)s::INTEGER), updated_at=statement_timestamp(), locked_at=statement_timestamp(), locked_by=%(param_8)s::VARCHAR, correlation_id=gen_random_uuid(), revision=(queuekit_jobs.revision + %(revision_1)s::INTEGER) WHERE queuekit_jobs.id = ANY (%(param_9)s::UUID[]) RETURNING queuekit_jobs.id, queuekit_jobs.task_identifier, queuekit_jobs.payload, queuekit_jobs.priority, queuekit_jobs.queue_name, queuekit_jobs.run_at, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.last_error, queuekit_jobs.created_at, queuekit_jobs.updated_at, queuekit_jobs.job_key, queuekit_jobs.job_key_mode, queuekit_jobs.flags, queuekit_jobs.locked_at, queuekit_jobs.locked_by, queuekit_jobs.correlation_id, queuekit_jobs.revision, queuekit_jobs.rate_limit_key, queuekit_jobs.trace_context), 
+WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND queuekit_task_identifiers.paused_at IS NOT NULL)) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND NOT (queuekit_jobs.flags ?| %(param_9)s::TEXT[]) ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id 
+ LIMIT %(param_10)s::INTEGER FOR UPDATE OF queuekit_jobs SKIP LOCKED), 
+locked AS 
+(UPDATE queuekit_jobs SET attempts=(queuekit_jobs.attempts + %(attempts_1)s::INTEGER), updated_at=statement_timestamp(), locked_at=statement_timestamp(), locked_by=%(param_8)s::VARCHAR, correlation_id=gen_random_uuid(), revision=(queuekit_jobs.revision + %(revision_1)s::INTEGER) WHERE queuekit_jobs.id IN (SELECT candidates.id 
+FROM candidates) AND NOT (EXISTS (SELECT candidates.id 
+FROM candidates 
+WHERE candidates.queue_name IS NOT NULL OR candidates.rate_limit_key IS NOT NULL)) RETURNING queuekit_jobs.id, queuekit_jobs.task_identifier, queuekit_jobs.payload, queuekit_jobs.priority, queuekit_jobs.queue_name, queuekit_jobs.run_at, queuekit_jobs.attempts, queuekit_jobs.max_attempts, queuekit_jobs.last_error, queuekit_jobs.created_at, queuekit_jobs.updated_at, queuekit_jobs.job_key, queuekit_jobs.job_key_mode, queuekit_jobs.flags, queuekit_jobs.locked_at, queuekit_jobs.locked_by, queuekit_jobs.correlation_id, queuekit_jobs.revision, queuekit_jobs.rate_limit_key, queuekit_jobs.trace_context), 
 opened AS 
 (INSERT INTO queuekit_job_history (id, job_id, correlation_id, task_identifier, payload, queue_name, priority, flags, rate_limit_key, worker_id, status, started_at, queue_time_ms, attempt_number, created_at, expires_at) SELECT locked.correlation_id AS id, locked.id AS job_id, locked.correlation_id AS correlation_id, locked.task_identifier AS task_identifier, locked.payload AS payload, locked.queue_name AS queue_name, locked.priority AS priority, locked.flags AS flags, locked.rate_limit_key AS rate_limit_key, locked.locked_by AS worker_id, %(param_1)s::VARCHAR AS status, locked.locked_at AS started_at, CASE WHEN (CAST(floor(EXTRACT(epoch FROM locked.locked_at - locked.run_at) * %(param_2)s::INTEGER) AS BIGINT) < %(param_3)s::BIGINT) THEN %(param_4)s::INTEGER WHEN (CAST(floor(EXTRACT(epoch FROM locked.locked_at - locked.run_at) * %(param_2)s::INTEGER) AS BIGINT) > %(param_5)s::BIGINT) THEN %(param_6)s::INTEGER ELSE CAST(floor(EXTRACT(epoch FROM locked.locked_at - locked.run_at) * %(param_2)s::INTEGER) AS BIGINT) END AS queue_time_ms, locked.attempts AS attempt_number, locked.locked_at AS created_at, locked.locked_at + %(param_7)s::BIGINT * interval '1 millisecond' AS expires_at 
 FROM locked)
- SELECT locked.id, locked.task_identifier, locked.payload, locked.priority, locked.queue_name, locked.run_at, locked.attempts, locked.max_attempts, locked.last_error, locked.created_at, locked.updated_at, locked.job_key, locked.job_key_mode, locked.flags, locked.locked_at, locked.locked_by, locked.correlation_id, locked.revision, locked.rate_limit_key, locked.trace_context 
-FROM locked
+ SELECT candidates.id, candidates.queue_name, candidates.rate_limit_key, candidates.priority, candidates.run_at, locked.task_identifier, locked.payload, locked.attempts, locked.max_attempts, locked.last_error, locked.created_at, locked.updated_at, locked.job_key, locked.job_key_mode, locked.flags, locked.locked_at, locked.locked_by, locked.correlation_id, locked.revision, locked.trace_context 
+FROM candidates LEFT OUTER JOIN locked ON locked.id = candidates.id ORDER BY candidates.priority, candidates.run_at, candidates.id
