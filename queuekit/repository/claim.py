@@ -15,8 +15,10 @@ from sqlalchemy import (
     case,
     exists,
     literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
 
@@ -162,14 +164,15 @@ class Claim(RepositoryBase):
             .values(self._claim_values(worker_id, None))
         )
         locked = statement.returning(*jobs.c).cte("locked")
-        kept = ("id", "queue_name", "rate_limit_key", "priority", "run_at")
+        # The locked jobs, or else the candidates (other columns NULL); UNION ALL,
+        # as a join of the two CTEs would be planned as a nested loop.
+        unlocked = select(
+            *(found.c[c.name] if c.name in found.c else null().label(c.name) for c in jobs.c)
+        ).where(exists(special))
+        both = union_all(select(locked), unlocked).subquery("claimed")
         answer = (
-            select(
-                *(found.c[name] for name in kept),
-                *(locked.c[c.name] for c in jobs.c if c.name not in kept),
-            )
-            .select_from(found.outerjoin(locked, locked.c.id == found.c.id))
-            .order_by(found.c.priority, found.c.run_at, found.c.id)
+            select(both)
+            .order_by(both.c.priority, both.c.run_at, both.c.id)
             .add_cte(self._opened_history(locked, retention_ms))
         )
         rows = list(self.run(conn, answer))
