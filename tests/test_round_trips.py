@@ -6,6 +6,9 @@ database of each dialect (a multi-row INSERT batch counts as one), never timed.
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from conformance import WORKER, counting, emptied
@@ -235,3 +238,67 @@ def test_a_claim_meeting_named_queues_and_keys_takes_what_it_may(
     )
     order = [(job.priority, job.run_at, job.id) for job in claimed]
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_flush_of_failures_is_one_statement_on_postgresql(
+    manager: JobManager, engine: sa.Engine, queued: bool
+) -> None:
+    # Every third job is at its last attempt; the failures differ per job.
+    manager.add_jobs(
+        [
+            JobSpec(
+                "t",
+                {"i": i},
+                queue_name=f"q{i}" if queued else None,
+                max_attempts=1 if i % 3 == 0 else 5,
+            )
+            for i in range(sum(BATCHES) + 1)
+        ]
+    )
+    manager.complete_jobs(WORKER, manager.get_jobs(WORKER, batch_size=1), 5)  # touches "t"
+    texts = set()
+    exhausted = 0
+    for size in BATCHES:
+        claimed = manager.get_jobs(WORKER, batch_size=size)
+        outcomes = [
+            Outcome(job, "failed", n, error=ValueError(f"bad {n}"), exhaust=n == 1)
+            for n, job in enumerate(claimed)
+        ]
+        # A duplicate and a claim that is not (or no longer) ours change nothing.
+        stranger = dataclasses.replace(claimed[0], correlation_id=uuid.uuid4())
+        with counting(engine) as counter:
+            finished = manager.finish_jobs(
+                WORKER, [*outcomes, outcomes[0], Outcome(stranger, "failed", 0, error="no")]
+            )
+        assert counter.count == 1, counter.statements
+        texts.update(counter.statements)
+        assert [f.outcome for f in finished] == outcomes
+        for f in finished:
+            assert f.job.locked_by is None and f.job.attempts == (
+                f.job.max_attempts if f.exhausted else 1
+            )
+            assert f.job.last_error == f"bad {f.outcome.execution_time_ms}"
+            assert f.exhausted == (f.job.max_attempts == 1 or f.outcome.exhaust)
+        exhausted += sum(f.exhausted for f in finished)
+    assert len(texts) == 1, texts
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT status, execution_time_ms, error_message, error_stack "
+                "FROM queuekit_job_history WHERE status <> 'completed'"
+            )
+        ).all()
+        held = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_queues WHERE locked_at IS NOT NULL")
+        ).scalar()
+        locked = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_jobs WHERE locked_at IS NOT NULL")
+        ).scalar()
+    assert len(rows) == sum(BATCHES)
+    assert all(r.status == "failed" for r in rows)
+    assert all(r.error_message == f"bad {r.execution_time_ms}" for r in rows)
+    assert all("ValueError" in r.error_stack for r in rows)
+    assert (held, locked) == (0, 0)
+    assert exhausted == len(manager.list_jobs(status="exhausted", limit=1000)) > 0
