@@ -8,10 +8,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     ColumnElement,
     Connection,
+    Integer,
     Select,
     and_,
+    bindparam,
     case,
     exists,
     literal,
@@ -77,13 +81,14 @@ class Claim(RepositoryBase):
         spent: Counter[str] = Counter()
         first: list[Any] | None = None
         if self.dialect.writes_in_ctes:
-            plain_only = jobs.c.queue_name.is_(None) if max_queued == 0 else None
-            statement = self.claim_candidates_statement(
-                task_identifiers, forbidden_flags, batch_size, plain_only
+            statement = self._plain_claim_statement(
+                task_identifiers, forbidden_flags, plain_only=max_queued == 0
             )
-            claimed, first = self._claim_plain_at_once(conn, worker_id, statement, retention_ms)
-            if claimed is not None:
-                return claimed
+            values = {"claim_limit": batch_size, "claim_worker": worker_id}
+            rows = list(self.run(conn, statement, {**values, "claim_retention_ms": retention_ms}))
+            if not rows or rows[0].correlation_id is not None:
+                return [job_from_row(row, with_correlation=True) for row in rows]
+            first = rows  # nothing was locked: some candidate is not a plain job
         for round_number in range(CLAIM_ROUNDS):
             wanted = batch_size - len(chosen)
             further: ColumnElement[bool] | None = None
@@ -141,27 +146,50 @@ class Claim(RepositoryBase):
         chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
         return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
 
-    def _claim_plain_at_once(
-        self, conn: Connection, worker_id: str, candidates: Select[Any], retention_ms: int
-    ) -> tuple[list[Job] | None, list[Any]]:
-        """Claim plain jobs in one statement (one round trip); the claimed jobs, or None.
+    def _plain_claim_statement(
+        self,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        *,
+        plain_only: bool,
+    ) -> Select[Any]:
+        """The claim of plain jobs as one statement (one round trip), built once per filter.
 
         The candidate SELECT (row-locking, SKIP LOCKED) is a CTE that the
         UPDATE locking the jobs reads, and the history INSERT reads what the
         UPDATE returns. The UPDATE locks only when no candidate has a named
         queue or a rate-limit key: those need a queue or bucket row locked
-        first, in the rounds of :meth:`claim_jobs`. Then the answer is None
-        and the candidates, in claim order and still row-locked by this
-        transaction: that first round needs no statement of its own.
+        first, in the rounds of :meth:`claim_jobs`. Then the answer is the
+        candidates (with NULL in the other columns), in claim order and
+        still row-locked by this transaction: that first round needs no
+        statement of its own. The limit, worker id and history retention are
+        bind parameters (``claim_limit``, ``claim_worker``,
+        ``claim_retention_ms``), so a worker builds this once, not per claim.
         """
+        key = (
+            "plain claim",
+            None if task_identifiers is None else tuple(task_identifiers),
+            tuple(forbidden_flags or ()),
+            plain_only,
+            self.dialect.clock_offset_ms,
+        )
+        cached: Select[Any] | None = self._statements.get(key)
+        if cached is not None:
+            return cached
+        limit = bindparam("claim_limit", type_=Integer())
+        further = jobs.c.queue_name.is_(None) if plain_only else None
+        candidates = self.claim_candidates_statement(
+            task_identifiers, forbidden_flags, limit, further
+        )
         found = candidates.cte("candidates")
         special = select(found.c.id).where(
             or_(found.c.queue_name.is_not(None), found.c.rate_limit_key.is_not(None))
         )
+        worker = bindparam("claim_worker", type_=jobs.c.locked_by.type)
         statement = (
             update(jobs)
             .where(jobs.c.id.in_(select(found.c.id)), ~exists(special))
-            .values(self._claim_values(worker_id, None))
+            .values(self._claim_values(worker, None))
         )
         locked = statement.returning(*jobs.c).cte("locked")
         # The locked jobs, or else the candidates (other columns NULL); UNION ALL,
@@ -170,15 +198,14 @@ class Claim(RepositoryBase):
             *(found.c[c.name] if c.name in found.c else null().label(c.name) for c in jobs.c)
         ).where(exists(special))
         both = union_all(select(locked), unlocked).subquery("claimed")
+        retention = bindparam("claim_retention_ms", type_=BigInteger())
         answer = (
             select(both)
             .order_by(both.c.priority, both.c.run_at, both.c.id)
-            .add_cte(self._opened_history(locked, retention_ms))
+            .add_cte(self._opened_history(locked, retention))
         )
-        rows = list(self.run(conn, answer))
-        if rows and rows[0].correlation_id is None:
-            return None, rows  # nothing was locked: some candidate is not a plain job
-        return [job_from_row(row, with_correlation=True) for row in rows], []
+        built: Select[Any] = self._statements.setdefault(key, answer)
+        return built
 
     def claim_saved(self, conn: Connection, claimed: Sequence[Job]) -> bool:
         """Whether a claim whose COMMIT was lost landed (its history rows exist).
@@ -255,7 +282,7 @@ class Claim(RepositoryBase):
         self,
         task_identifiers: Sequence[str] | None,
         forbidden_flags: Sequence[str] | None,
-        limit: int,
+        limit: int | BindParameter[int],
         further: ColumnElement[bool] | None = None,
     ) -> Select[Any]:
         """The claim's candidate query: claimable jobs in claim order, row-locked, SKIP LOCKED."""
@@ -392,7 +419,7 @@ class Claim(RepositoryBase):
         claimed = select(locked).add_cte(self._opened_history(locked, retention_ms))
         return {row.id: row for row in self.run(conn, claimed)}
 
-    def _opened_history(self, locked: Any, retention_ms: int) -> Any:
+    def _opened_history(self, locked: Any, retention_ms: int | BindParameter[int]) -> Any:
         """The history INSERT ... SELECT of the rows a locking CTE returns, as a CTE."""
         columns = self._history_columns(locked.c, retention_ms)
         opened = job_history.insert().from_select(
@@ -401,7 +428,7 @@ class Claim(RepositoryBase):
         return opened.cte("opened")
 
     def _claim_values(
-        self, worker_id: str, ids: Sequence[uuid.UUID] | None
+        self, worker_id: str | BindParameter[str], ids: Sequence[uuid.UUID] | None
     ) -> dict[str, ColumnElement[Any] | str]:
         """What a claim sets on the jobs it locks (``ids``: where the database makes no uuid)."""
         now = self.dialect.now()
@@ -421,7 +448,9 @@ class Claim(RepositoryBase):
             return made
         return case({job_id: uuid.uuid4() for job_id in ids}, value=jobs.c.id)
 
-    def _history_columns(self, source: Any, retention_ms: int) -> dict[str, ColumnElement[Any]]:
+    def _history_columns(
+        self, source: Any, retention_ms: int | BindParameter[int]
+    ) -> dict[str, ColumnElement[Any]]:
         """A ``started`` history row made of a just-locked job's columns and its claim clock."""
         waited = self.dialect.ms_between(source.run_at, source.locked_at)
         return {
