@@ -6,6 +6,9 @@ database of each dialect (a multi-row INSERT batch counts as one), never timed.
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from conformance import WORKER, counting, emptied
@@ -14,6 +17,12 @@ from queuekit import JobError, JobManager, JobSpec, PartialSuccess
 from queuekit.repository import Outcome
 
 BATCHES = (1, 10, 50)
+#: Statements of one claim at most, by the jobs it meets and the dialect (MariaDB
+#: has no UPDATE ... RETURNING; SQLite opens its write transaction with a statement).
+CLAIM_STATEMENTS = {
+    "plain": {"postgresql": 1, "sqlite": 4, "mysql": 5},
+    "queues_and_keys": {"postgresql": 6, "sqlite": 8, "mysql": 9},
+}
 
 
 @pytest.fixture
@@ -83,6 +92,7 @@ def test_claim_statement_count_does_not_depend_on_batch_size(
         assert len(claimed) == size
         counts.append(counter.count)
     assert len(set(counts)) == 1, dict(zip(BATCHES, counts, strict=True))
+    assert counts[0] <= CLAIM_STATEMENTS[shape][engine.dialect.name], counts
 
 
 @pytest.mark.parametrize("outcome", ["complete", "fail", "mixed"])
@@ -175,3 +185,120 @@ def test_claim_statements_keep_one_text_on_postgresql(
         texts.append(set(counter.statements))
     # The locked ids are one array parameter, whatever their number.
     assert texts[0] == texts[1] == texts[2], texts
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+def test_a_claim_of_plain_jobs_is_one_statement_on_postgresql(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    manager.add_jobs([JobSpec("t", {"i": i}, priority=i % 3) for i in range(sum(BATCHES) + 5)])
+    claimed_ids = []
+    for size in BATCHES:
+        with counting(engine) as counter:
+            claimed = manager.get_jobs(WORKER, batch_size=size)
+        assert len(claimed) == size
+        assert counter.count == 1, counter.statements
+        # In claim order: priority, run_at, id.
+        order = [(job.priority, job.run_at, job.id) for job in claimed]
+        assert order == sorted(order)
+        assert all(job.correlation_id is not None and job.attempts == 1 for job in claimed)
+        claimed_ids += [job.id for job in claimed]
+    assert len(set(claimed_ids)) == sum(BATCHES)
+    with engine.connect() as conn:
+        opened = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_history WHERE status = 'started'")
+        ).scalar()
+        locked = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_jobs WHERE locked_by = :w"), {"w": WORKER}
+        ).scalar()
+    assert (opened, locked) == (sum(BATCHES), sum(BATCHES))
+
+
+def test_a_claim_meeting_named_queues_and_keys_takes_what_it_may(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    # Plain jobs between jobs of two queues and jobs of a two-token key: the
+    # claim takes every plain job, one job per queue and two of the key.
+    manager.register_rate_limit("api", 2, "1 hour")
+    specs = []
+    for i in range(12):
+        queue = ("qa", "qb")[i % 2] if i % 3 == 0 else None
+        key = "api" if i % 3 == 1 else None
+        specs.append(JobSpec("t", {"i": i}, queue_name=queue, rate_limit_key=key))
+    manager.add_jobs(specs)
+    with counting(engine) as counter:
+        claimed = manager.get_jobs(WORKER, batch_size=20)
+    taken = sorted(job.payload["i"] for job in claimed)
+    plain = [i for i in range(12) if i % 3 == 2]
+    assert [i for i in taken if i % 3 == 2] == plain
+    assert sorted(job.queue_name for job in claimed if job.queue_name) == ["qa", "qb"]
+    assert len([job for job in claimed if job.rate_limit_key]) == 2
+    assert counter.count <= CLAIM_STATEMENTS["queues_and_keys"][engine.dialect.name], (
+        counter.statements
+    )
+    order = [(job.priority, job.run_at, job.id) for job in claimed]
+    assert order == sorted(order)
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("queued", [False, True])
+def test_a_flush_of_failures_is_one_statement_on_postgresql(
+    manager: JobManager, engine: sa.Engine, queued: bool
+) -> None:
+    # Every third job is at its last attempt; the failures differ per job.
+    manager.add_jobs(
+        [
+            JobSpec(
+                "t",
+                {"i": i},
+                queue_name=f"q{i}" if queued else None,
+                max_attempts=1 if i % 3 == 0 else 5,
+            )
+            for i in range(sum(BATCHES) + 1)
+        ]
+    )
+    manager.complete_jobs(WORKER, manager.get_jobs(WORKER, batch_size=1), 5)  # touches "t"
+    texts = set()
+    exhausted = 0
+    for size in BATCHES:
+        claimed = manager.get_jobs(WORKER, batch_size=size)
+        outcomes = [
+            Outcome(job, "failed", n, error=ValueError(f"bad {n}"), exhaust=n == 1)
+            for n, job in enumerate(claimed)
+        ]
+        # A duplicate and a claim that is not (or no longer) ours change nothing.
+        stranger = dataclasses.replace(claimed[0], correlation_id=uuid.uuid4())
+        with counting(engine) as counter:
+            finished = manager.finish_jobs(
+                WORKER, [*outcomes, outcomes[0], Outcome(stranger, "failed", 0, error="no")]
+            )
+        assert counter.count == 1, counter.statements
+        texts.update(counter.statements)
+        assert [f.outcome for f in finished] == outcomes
+        for f in finished:
+            assert f.job.locked_by is None and f.job.attempts == (
+                f.job.max_attempts if f.exhausted else 1
+            )
+            assert f.job.last_error == f"bad {f.outcome.execution_time_ms}"
+            assert f.exhausted == (f.job.max_attempts == 1 or f.outcome.exhaust)
+        exhausted += sum(f.exhausted for f in finished)
+    assert len(texts) == 1, texts
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT status, execution_time_ms, error_message, error_stack "
+                "FROM queuekit_job_history WHERE status <> 'completed'"
+            )
+        ).all()
+        held = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_queues WHERE locked_at IS NOT NULL")
+        ).scalar()
+        locked = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_jobs WHERE locked_at IS NOT NULL")
+        ).scalar()
+    assert len(rows) == sum(BATCHES)
+    assert all(r.status == "failed" for r in rows)
+    assert all(r.error_message == f"bad {r.execution_time_ms}" for r in rows)
+    assert all("ValueError" in r.error_stack for r in rows)
+    assert (held, locked) == (0, 0)
+    assert exhausted == len(manager.list_jobs(status="exhausted", limit=1000)) > 0

@@ -167,6 +167,8 @@ class RepositoryBase:
         )
         self._touched: dict[str, float] = {}
         self._touch_lock = threading.Lock()
+        #: Statements built once per shape, their values sent as bind parameters.
+        self._statements: dict[Any, Any] = {}
 
     def run(self, conn: Connection, statement: Executable, params: Any = None) -> Any:
         """Execute one statement with queuekit's execution options (named schema)."""

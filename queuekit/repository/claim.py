@@ -8,15 +8,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     ColumnElement,
     Connection,
+    Integer,
     Select,
     and_,
+    bindparam,
     case,
     exists,
     literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
 
@@ -73,6 +79,16 @@ class Claim(RepositoryBase):
         buckets: dict[str, tuple[int, bool]] = {}
         closed_keys: set[str] = set()  # out of tokens, or locked by another claim
         spent: Counter[str] = Counter()
+        first: list[Any] | None = None
+        if self.dialect.writes_in_ctes:
+            statement = self._plain_claim_statement(
+                task_identifiers, forbidden_flags, plain_only=max_queued == 0
+            )
+            values = {"claim_limit": batch_size, "claim_worker": worker_id}
+            rows = list(self.run(conn, statement, {**values, "claim_retention_ms": retention_ms}))
+            if not rows or rows[0].correlation_id is not None:
+                return [job_from_row(row, with_correlation=True) for row in rows]
+            first = rows  # nothing was locked: some candidate is not a plain job
         for round_number in range(CLAIM_ROUNDS):
             wanted = batch_size - len(chosen)
             further: ColumnElement[bool] | None = None
@@ -82,9 +98,12 @@ class Claim(RepositoryBase):
             if max_queued is not None and len(taken_queues) >= max_queued:
                 plain = jobs.c.queue_name.is_(None)
                 further = plain if further is None else and_(further, plain)
-            candidates = self._claim_candidates(
-                conn, task_identifiers, forbidden_flags, wanted, further
-            )
+            if first is not None:  # the first round's candidates, locked already
+                candidates, first = first, None
+            else:
+                candidates = self._claim_candidates(
+                    conn, task_identifiers, forbidden_flags, wanted, further
+                )
             seen += [c.id for c in candidates]
             new_queues = {c.queue_name for c in candidates if c.queue_name is not None}
             new_queues -= free_queues | closed_queues
@@ -126,6 +145,67 @@ class Claim(RepositoryBase):
             return []
         chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
         return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
+
+    def _plain_claim_statement(
+        self,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        *,
+        plain_only: bool,
+    ) -> Select[Any]:
+        """The claim of plain jobs as one statement (one round trip), built once per filter.
+
+        The candidate SELECT (row-locking, SKIP LOCKED) is a CTE that the
+        UPDATE locking the jobs reads, and the history INSERT reads what the
+        UPDATE returns. The UPDATE locks only when no candidate has a named
+        queue or a rate-limit key: those need a queue or bucket row locked
+        first, in the rounds of :meth:`claim_jobs`. Then the answer is the
+        candidates (with NULL in the other columns), in claim order and
+        still row-locked by this transaction: that first round needs no
+        statement of its own. The limit, worker id and history retention are
+        bind parameters (``claim_limit``, ``claim_worker``,
+        ``claim_retention_ms``), so a worker builds this once, not per claim.
+        """
+        key = (
+            "plain claim",
+            None if task_identifiers is None else tuple(task_identifiers),
+            tuple(forbidden_flags or ()),
+            plain_only,
+            self.dialect.clock_offset_ms,
+        )
+        cached: Select[Any] | None = self._statements.get(key)
+        if cached is not None:
+            return cached
+        limit = bindparam("claim_limit", type_=Integer())
+        further = jobs.c.queue_name.is_(None) if plain_only else None
+        candidates = self.claim_candidates_statement(
+            task_identifiers, forbidden_flags, limit, further
+        )
+        found = candidates.cte("candidates")
+        special = select(found.c.id).where(
+            or_(found.c.queue_name.is_not(None), found.c.rate_limit_key.is_not(None))
+        )
+        worker = bindparam("claim_worker", type_=jobs.c.locked_by.type)
+        statement = (
+            update(jobs)
+            .where(jobs.c.id.in_(select(found.c.id)), ~exists(special))
+            .values(self._claim_values(worker, None))
+        )
+        locked = statement.returning(*jobs.c).cte("locked")
+        # The locked jobs, or else the candidates (other columns NULL); UNION ALL,
+        # as a join of the two CTEs would be planned as a nested loop.
+        unlocked = select(
+            *(found.c[c.name] if c.name in found.c else null().label(c.name) for c in jobs.c)
+        ).where(exists(special))
+        both = union_all(select(locked), unlocked).subquery("claimed")
+        retention = bindparam("claim_retention_ms", type_=BigInteger())
+        answer = (
+            select(both)
+            .order_by(both.c.priority, both.c.run_at, both.c.id)
+            .add_cte(self._opened_history(locked, retention))
+        )
+        built: Select[Any] = self._statements.setdefault(key, answer)
+        return built
 
     def claim_saved(self, conn: Connection, claimed: Sequence[Job]) -> bool:
         """Whether a claim whose COMMIT was lost landed (its history rows exist).
@@ -202,7 +282,7 @@ class Claim(RepositoryBase):
         self,
         task_identifiers: Sequence[str] | None,
         forbidden_flags: Sequence[str] | None,
-        limit: int,
+        limit: int | BindParameter[int],
         further: ColumnElement[bool] | None = None,
     ) -> Select[Any]:
         """The claim's candidate query: claimable jobs in claim order, row-locked, SKIP LOCKED."""
@@ -312,14 +392,7 @@ class Claim(RepositoryBase):
         statement = (
             update(jobs)
             .where(self.dialect.one_of(jobs.c.id, ids))
-            .values(
-                locked_at=now,
-                locked_by=worker_id,
-                correlation_id=self._new_correlations(ids),
-                attempts=jobs.c.attempts + 1,
-                revision=jobs.c.revision + 1,
-                updated_at=now,
-            )
+            .values(self._claim_values(worker_id, ids))
         )
         if self.dialect.writes_in_ctes:
             rows = self._lock_and_open_history(conn, statement, retention_ms)
@@ -345,12 +418,30 @@ class Claim(RepositoryBase):
         SELECT reads it.
         """
         locked = statement.returning(*jobs.c).cte("locked")
+        claimed = select(locked).add_cte(self._opened_history(locked, retention_ms))
+        return {row.id: row for row in self.run(conn, claimed)}
+
+    def _opened_history(self, locked: Any, retention_ms: int | BindParameter[int]) -> Any:
+        """The history INSERT ... SELECT of the rows a locking CTE returns, as a CTE."""
         columns = self._history_columns(locked.c, retention_ms)
         opened = job_history.insert().from_select(
             list(columns), select(*(value.label(name) for name, value in columns.items()))
         )
-        claimed = select(locked).add_cte(opened.cte("opened"))
-        return {row.id: row for row in self.run(conn, claimed)}
+        return opened.cte("opened")
+
+    def _claim_values(
+        self, worker_id: str | BindParameter[str], ids: Sequence[uuid.UUID] | None
+    ) -> dict[str, ColumnElement[Any] | str]:
+        """What a claim sets on the jobs it locks (``ids``: where the database makes no uuid)."""
+        now = self.dialect.now()
+        return {
+            "locked_at": now,
+            "locked_by": worker_id,
+            "correlation_id": self._new_correlations(ids or ()),
+            "attempts": jobs.c.attempts + 1,
+            "revision": jobs.c.revision + 1,
+            "updated_at": now,
+        }
 
     def _new_correlations(self, ids: Sequence[uuid.UUID]) -> ColumnElement[uuid.UUID]:
         """A fresh claim id per job: made by the database where it can, else sent per row."""
@@ -359,7 +450,9 @@ class Claim(RepositoryBase):
             return made
         return case({job_id: uuid.uuid4() for job_id in ids}, value=jobs.c.id)
 
-    def _history_columns(self, source: Any, retention_ms: int) -> dict[str, ColumnElement[Any]]:
+    def _history_columns(
+        self, source: Any, retention_ms: int | BindParameter[int]
+    ) -> dict[str, ColumnElement[Any]]:
         """A ``started`` history row made of a just-locked job's columns and its claim clock."""
         waited = self.dialect.ms_between(source.run_at, source.locked_at)
         return {

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Connection,
+    Text,
     Uuid,
     case,
     delete,
@@ -126,6 +128,8 @@ class Outcomes(Catalog):
         """
         if self.dialect.writes_in_ctes and all(o.kind == "completed" for o in outcomes):
             return self._complete_in_one_statement(conn, worker_id, outcomes)
+        if self.dialect.writes_in_ctes and all(o.kind == "failed" for o in outcomes):
+            return self._fail_in_one_statement(conn, worker_id, outcomes, retry)
         owned = {
             row.correlation_id: row
             for row in self._owned(conn, worker_id, [o.job for o in outcomes])
@@ -245,6 +249,87 @@ class Outcomes(Catalog):
         self.touch_tasks(conn, (row.task_identifier for row in rows))
         done = {row.correlation_id for row in rows}
         return [FinishedJob(o, o.job, False) for c, o in mine.items() if c in done]
+
+    def _fail_in_one_statement(
+        self, conn: Connection, worker_id: str, outcomes: Sequence[Outcome], retry: RetryPolicy
+    ) -> list[FinishedJob]:
+        """Reschedule owned jobs, close their history rows and free their queues: one round trip.
+
+        As :meth:`_complete_in_one_statement`, with an UPDATE ... RETURNING in
+        place of the DELETE. The backoff comes from the attempts the claim
+        made (a held job's attempt count does not change); whether the
+        attempt was the last one is decided by the row itself, whose
+        ``max_attempts`` may have changed meanwhile.
+        """
+        mine: dict[Any, Outcome] = {}
+        for outcome in outcomes:
+            # A claim counts once per call, and only for the job it was made on.
+            mine.setdefault(outcome.job.correlation_id, outcome)
+        errors = [error_text(o.error) for o in mine.values()]
+        given = self.dialect.rows_of(
+            "failed_outcomes",
+            {
+                "job_id": (Uuid(), [o.job.id for o in mine.values()]),
+                "correlation_id": (Uuid(), list(mine)),
+                "delay_ms": (BigInteger(), [retry.delay_ms(o.job.attempts) for o in mine.values()]),
+                "exhaust": (Boolean(), [o.exhaust for o in mine.values()]),
+                "execution_time_ms": (BigInteger(), [o.execution_time_ms for o in mine.values()]),
+                "error_message": (Text(), [message for message, _ in errors]),
+                "error_stack": (Text(), [stack for _, stack in errors]),
+            },
+        )
+        now = self.dialect.now()
+        retried = (
+            update(jobs)
+            .where(
+                jobs.c.id == given.c.job_id,
+                jobs.c.correlation_id == given.c.correlation_id,
+                jobs.c.locked_by == worker_id,
+            )
+            .values(
+                last_error=given.c.error_message,
+                run_at=self.dialect.add_ms(now, given.c.delay_ms),
+                attempts=case((given.c.exhaust, jobs.c.max_attempts), else_=jobs.c.attempts),
+                locked_at=None,
+                locked_by=None,
+                correlation_id=None,
+                revision=jobs.c.revision + 1,
+                updated_at=now,
+            )
+            .returning(*jobs.c, given.c.correlation_id.label("claim_id"))
+            .cte("retried_jobs")
+        )
+        closed = (
+            update(job_history)
+            .where(
+                job_history.c.correlation_id == retried.c.claim_id,
+                job_history.c.correlation_id == given.c.correlation_id,
+                job_history.c.status == "started",
+            )
+            .values(
+                status="failed",
+                completed_at=now,
+                execution_time_ms=given.c.execution_time_ms,
+                error_message=given.c.error_message,
+                error_stack=given.c.error_stack,
+                completed_steps=None,
+                failed_steps=None,
+                retry_from_step=None,
+                partial_results=None,
+            )
+        )
+        statement = select(retried).add_cte(closed.cte("closed_history"))
+        if any(o.job.queue_name for o in mine.values()):
+            # Only when a queue may be freed: the wake-up runs whether or not a row matches.
+            freed = self._unlock_queues_statement(select(retried.c.queue_name), worker_id)
+            statement = statement.add_cte(freed.cte("freed_queues"))
+        rows = {row.claim_id: row for row in self.run(conn, statement)}
+        self.touch_tasks(conn, (row.task_identifier for row in rows.values()))
+        return [
+            FinishedJob(o, job_from_row(row), row.attempts >= row.max_attempts)
+            for c, o in mine.items()
+            if (row := rows.get(c)) is not None
+        ]
 
     def outcomes_saved(self, conn: Connection, finished: Sequence[FinishedJob]) -> bool:
         """Whether a ``finish_jobs`` whose COMMIT was lost landed (its attempts are closed).

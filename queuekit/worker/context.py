@@ -34,6 +34,10 @@ class AwaitableReturnedError(QueueKitError, TypeError):
     """
 
 
+#: Makes the Condition of a :class:`CancelEvent` on first use, once.
+_MAKING_CONDITIONS = threading.Lock()
+
+
 class CancelEvent(threading.Event):
     """``ctx.cancelled``: a :class:`threading.Event` that async tasks can also await.
 
@@ -44,9 +48,22 @@ class CancelEvent(threading.Event):
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        # Not threading.Event.__init__: its Condition (two locks) is made on first
+        # use instead, as most attempts never set their event nor wait on it.
+        self._flag = False
+        self._made: threading.Condition | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
+
+    @property
+    def _cond(self) -> threading.Condition:  # what threading.Event's methods use
+        made = self._made
+        if made is None:
+            with _MAKING_CONDITIONS:
+                made = self._made
+                if made is None:
+                    made = self._made = threading.Condition(threading.Lock())
+        return made
 
     def set(self) -> None:
         """Set the event and wake every waiter, threads and coroutines alike."""

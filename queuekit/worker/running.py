@@ -17,6 +17,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from queuekit import instrumentation
 from queuekit.errors import InvalidArgumentError
@@ -74,22 +75,32 @@ class Runner:
 
     # -- starting attempts (lock held) -----------------------------------------------
 
-    def dispatch(self) -> None:
-        """Start ready jobs while slots are free; call with the lock held."""
+    def dispatch(self, *, taking: int = 0) -> None:
+        """Start ready jobs while slots are free; call with the lock held.
+
+        ``taking``: thread attempts the calling task thread picks up itself
+        right after, so no other thread is woken for them (a woken thread
+        would find nothing left and go back to sleep).
+        """
         state = self.state
         settings = state.settings
+        starting: list[Run] = []
         while state.ready and state.busy < settings.concurrency:
             run = self._start_run(state.ready.popleft())
             if run.job.task_identifier in settings.async_tasks:
-                self._submit(run)
+                starting.append(run)
             else:
                 state.handoff.append(run)
                 state.sync_in_flight += 1
                 if state.sync_in_flight > len(state.task_threads):
                     number = len(state.task_threads)
                     self._spawn(self._task_loop, f"task-{number}", state.task_threads)
+                elif taking:
+                    taking -= 1
                 else:
                     state.work_ready.notify()
+        if starting:
+            self._submit(starting)
         if state.running_low():
             state.fetch_wake.notify()
 
@@ -113,8 +124,11 @@ class Runner:
                 state.house_wake.notify()
         return run
 
-    def _finish_run(self, run: Run, outcome: Outcome | None) -> None:
-        """Free the run's slot and queue its outcome unless it was settled already."""
+    def _finish_run(self, run: Run, outcome: Outcome | None, *, taking: int = 0) -> None:
+        """Free the run's slot and queue its outcome unless it was settled already.
+
+        ``taking`` as for :meth:`dispatch`.
+        """
         state = self.state
         state.busy -= 1
         state.task_seconds = ewma(state.task_seconds, time.monotonic() - run.started)
@@ -136,7 +150,7 @@ class Runner:
             del state.running[run.job.correlation_id]
             if outcome is not None:
                 state.queue_outcome(Pending(outcome))
-        self.dispatch()
+        self.dispatch(taking=taking)
 
     # -- task threads ----------------------------------------------------------------
 
@@ -148,7 +162,7 @@ class Runner:
             with state.lock:
                 if finished is not None:
                     state.sync_in_flight -= 1
-                    self._finish_run(finished, outcome)
+                    self._finish_run(finished, outcome, taking=1)
                     finished, outcome = None, None
                 while not state.handoff:
                     if state.threads_exit:
@@ -182,7 +196,7 @@ class Runner:
             result = task(job.payload, run.context)
         except BaseException as error:  # a task's exception never reaches the worker
             return Outcome(job, "failed", elapsed_ms(run.started), error=recordable(error))
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             problem = awaitable_problem(job.task_identifier, result)
             return Outcome(job, "failed", elapsed_ms(run.started), error=problem)
         return self._result_outcome(run, result)
@@ -211,19 +225,29 @@ class Runner:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    def _submit(self, run: Run) -> None:
-        """Schedule an async attempt on the loop (lock held; any thread)."""
+    def _submit(self, runs: list[Run]) -> None:
+        """Schedule async attempts on the loop (lock held; any thread).
+
+        On the loop's own thread (an attempt just ended there) they start
+        at once; from another thread one wake-up of the loop starts them all.
+        """
         loop = self._loop
         assert loop is not None
-        run.interrupt = lambda: _call_soon(loop, self._interrupt, run)
-        loop.call_soon_threadsafe(self._begin_async, run)
+        for run in runs:
+            run.interrupt = partial(_call_soon, loop, self._interrupt, run)
+        if threading.current_thread() is self._loop_thread:
+            self._begin_async(runs)
+        else:
+            loop.call_soon_threadsafe(self._begin_async, runs)
 
-    def _begin_async(self, run: Run) -> None:
-        """On the loop: start the attempt's asyncio task."""
-        assert self._loop is not None
-        task = self._loop.create_task(self._run_async(run))
-        run.aio_task = task
-        task.add_done_callback(lambda done: self._async_done(run, done))
+    def _begin_async(self, runs: list[Run]) -> None:
+        """On the loop: start the attempts' asyncio tasks."""
+        loop = self._loop
+        assert loop is not None
+        for run in runs:
+            task = loop.create_task(self._run_async(run))
+            run.aio_task = task
+            task.add_done_callback(partial(self._async_done, run))
 
     def _interrupt(self, run: Run) -> None:
         """On the loop: cancel the attempt's asyncio task (scheduled after it began)."""
