@@ -33,6 +33,12 @@ from sqlalchemy.types import TypeEngine
 OWN_TRANSACTION = "queuekit_own_transaction"
 
 
+class JsonText(str):
+    """A JSON document already written as text (``json.dumps`` of it), for bulk loads."""
+
+    __slots__ = ()
+
+
 class Listener(Protocol):
     """A dedicated connection that waits for enqueue notifications."""
 
@@ -222,7 +228,11 @@ class DialectSupport:
         rows: Sequence[Sequence[Any]],
         schema: str | None,
     ) -> None:
-        """Bulk-load complete rows in the connection's transaction, then wake workers."""
+        """Bulk-load complete rows in the connection's transaction, then wake workers.
+
+        A JSON column's value is a document, or a :class:`JsonText` holding the
+        document's JSON already written (so it is not encoded twice).
+        """
         raise NotImplementedError
 
     def wake_up_values(self) -> dict[str, ColumnElement[Any]]:

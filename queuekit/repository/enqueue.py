@@ -22,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 
+from queuekit.dialects.base import JsonText
 from queuekit.errors import TransientDatabaseError
 from queuekit.models import (
     UTCDateTime,
@@ -47,6 +48,9 @@ from queuekit.types import (
 )
 from queuekit.validation import NewJob
 
+#: Empty flags as JSON text, for bulk loads.
+NO_FLAGS = JsonText("[]")
+
 
 class Enqueue(Catalog):
     """Statements that add jobs."""
@@ -59,7 +63,12 @@ class Enqueue(Catalog):
         plain = [(i, j) for i, j in enumerate(new_jobs) if j.job_key is None]
         if plain:
             rows = [self._new_row(j) for _, j in plain]
-            inserted = self._insert_plain(conn, rows, [j.payload_bytes for _, j in plain])
+            inserted = self._insert_plain(
+                conn,
+                rows,
+                [j.payload_bytes for _, j in plain],
+                [j.payload_text for _, j in plain],
+            )
             for (index, _), job in zip(plain, inserted, strict=True):
                 results[index] = job
         groups: dict[str, list[tuple[int, NewJob]]] = {}
@@ -125,10 +134,14 @@ class Enqueue(Catalog):
         return self._insert_statement.returning(*jobs.c, sort_by_parameter_order=True)
 
     def _insert_plain(
-        self, conn: Connection, rows: list[dict[str, Any]], sizes: Sequence[int]
+        self,
+        conn: Connection,
+        rows: list[dict[str, Any]],
+        sizes: Sequence[int],
+        texts: Sequence[str | None],
     ) -> list[Job]:
         if len(rows) >= COPY_THRESHOLD and self.dialect.bulk_loads:
-            return self._copy_plain(conn, rows)
+            return self._copy_plain(conn, rows, texts)
         statement = self._insert_statement
         by_id: dict[uuid.UUID, Any]
         if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
@@ -142,8 +155,14 @@ class Enqueue(Catalog):
             by_id = self._select_jobs(conn, [r["id"] for r in rows])
         return [job_from_row(by_id[r["id"]]) for r in rows]
 
-    def _copy_plain(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Job]:
-        """Bulk-load keyless jobs with the dialect's fastest path, timed by one clock read."""
+    def _copy_plain(
+        self, conn: Connection, rows: list[dict[str, Any]], texts: Sequence[str | None]
+    ) -> list[Job]:
+        """Bulk-load keyless jobs with the dialect's fastest path, timed by one clock read.
+
+        Payloads go as the JSON text validation already wrote, flags as text
+        too when empty (the usual case), so no document is encoded twice.
+        """
         now = self.now(conn)
         columns = [*COPIED_COLUMNS]
         traced = "trace_context" in rows[0]
@@ -153,18 +172,18 @@ class Enqueue(Catalog):
             (
                 row["id"],
                 row["task_identifier"],
-                row["payload"],
+                row["payload"] if text is None else JsonText(text),
                 row["priority"],
                 row["queue_name"],
                 row["run_at_value"] or now,
                 row["max_attempts"],
-                row["flags"],
+                row["flags"] or NO_FLAGS,
                 row["rate_limit_key"],
                 now,
                 now,
                 *((row["trace_context"],) if traced else ()),
             )
-            for row in rows
+            for row, text in zip(rows, texts, strict=True)
         ]
         self.dialect.copy_rows(conn, jobs, columns, values, self.schema)
         return [self._job_from_new_row(row, now) for row in rows]
