@@ -42,11 +42,13 @@ class JsonText(str):
 class Listener(Protocol):
     """A dedicated connection that waits for enqueue notifications."""
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds; True when at least one notification arrived.
+    def wait(self, timeout: float) -> list[float]:
+        """Block up to ``timeout`` seconds; what arrived, as seconds until jobs are due.
 
-        Raises the driver's error when the connection is lost; the caller
-        closes this listener and opens a new one.
+        One entry per notification: 0.0 for jobs claimable now, else how long
+        until the enqueued jobs' ``run_at`` (:meth:`DialectSupport.wake_up_values`);
+        empty when nothing arrived. Raises the driver's error when the
+        connection is lost; the caller closes this listener and opens a new one.
         """
         ...
 
@@ -235,9 +237,11 @@ class DialectSupport:
         """
         raise NotImplementedError
 
-    def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
+    def wake_up_values(self, run_at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
         """Values for a new job's columns that also wake listening workers at commit.
 
+        ``run_at`` is the new job's ``run_at``: for a job due later the wake-up
+        says when, so that listening workers claim it then, not a poll later.
         Empty where workers poll. Riding on the INSERT saves a round trip per enqueue.
         """
         return {}

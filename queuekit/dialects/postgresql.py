@@ -25,8 +25,10 @@ from sqlalchemy import (
     Uuid,
     any_,
     bindparam,
+    case,
     cast,
     event,
+    extract,
     func,
     literal,
     literal_column,
@@ -199,12 +201,19 @@ class PostgreSQLSupport(OnConflictSupport):
             index_elements=[key], set_={key: statement.excluded[key]}
         )
 
-    def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
+    def wake_up_values(self, run_at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
         # A new job's revision (0) is read from an uncorrelated subquery that
-        # calls pg_notify: PostgreSQL runs it once per statement, and delivers
-        # notifications at commit, de-duplicated per transaction, so each
-        # enqueue transaction wakes workers once with no extra round trip.
-        notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, ""))
+        # calls pg_notify: PostgreSQL runs it once per statement (once per row
+        # of a multi-row VALUES), and delivers notifications at commit,
+        # de-duplicated per transaction, so each enqueue transaction wakes
+        # workers with no extra round trip. The payload is empty for a job due
+        # now, else the seconds until its run_at by the database clock.
+        now = self.now()
+        payload = case(
+            (run_at > now, cast(extract("epoch", run_at - now), TEXT)),
+            else_=literal(""),
+        )
+        notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, payload))
         return {"revision": notified.scalar_subquery()}
 
     def wake_up_condition(self) -> ColumnElement[bool] | None:
@@ -258,6 +267,15 @@ def _copy_document(value: Any) -> Any:
     return Jsonb(value)
 
 
+def _due_in(payload: str) -> float:
+    """Seconds until the jobs a notification announces are due (0.0: now, or unreadable)."""
+    try:
+        seconds = float(payload)
+    except ValueError:
+        return 0.0
+    return seconds if seconds > 0 else 0.0
+
+
 class PostgreSQLListener:
     """A psycopg connection of its own, in autocommit, LISTENing on :data:`NOTIFY_CHANNEL`.
 
@@ -279,14 +297,13 @@ class PostgreSQLListener:
             self.close()
             raise
 
-    def wait(self, timeout: float) -> bool:
-        arrived = False
-        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-            arrived = True
+    def wait(self, timeout: float) -> list[float]:
+        arrived = [
+            _due_in(n.payload) for n in self._connection.notifies(timeout=timeout, stop_after=1)
+        ]
         if arrived:
-            # Swallow notifications already queued behind the first: one wake-up covers them.
-            for _ in self._connection.notifies(timeout=0.0):
-                pass
+            # Take the notifications already queued behind the first in the same wake-up.
+            arrived += [_due_in(n.payload) for n in self._connection.notifies(timeout=0.0)]
         return arrived
 
     def close(self) -> None:

@@ -117,11 +117,12 @@ class Enqueue(Catalog):
     def _computed_values(self) -> dict[str, ColumnElement[Any]]:
         """Columns of a new job computed in SQL: the database clock, and the wake-up."""
         now = self.dialect.now()
+        run_at = func.coalesce(bindparam("run_at_value", type_=UTCDateTime()), now)
         return {
-            "run_at": func.coalesce(bindparam("run_at_value", type_=UTCDateTime()), now),
+            "run_at": run_at,
             "created_at": now,
             "updated_at": now,
-            **self.dialect.wake_up_values(),
+            **self.dialect.wake_up_values(run_at),
         }
 
     @functools.cached_property
