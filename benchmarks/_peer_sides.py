@@ -8,8 +8,8 @@ at a time. Every job carries its number; the worker records each run in a
 behind.
 
 - ``raw SQL``: a two-column table (``id``, ``payload``) through bare
-  psycopg: ``INSERT`` + ``COMMIT`` per job, ``COPY`` in bulk, an
-  autocommit ``DELETE ... RETURNING`` of 100 rows at a time, woken by a statement
+  psycopg: ``INSERT`` + ``COMMIT`` per job, ``COPY`` in bulk,
+  ``DELETE ... RETURNING`` of 100 rows at a time + ``COMMIT``, woken by a statement
   trigger's ``NOTIFY`` (a benchmark-made table; queuekit itself uses no
   triggers).
 - ``queuekit``: ``JobManager.add_job``/``add_jobs`` and a
@@ -199,12 +199,13 @@ class RawSide(Side):
         self.connection.commit()
 
     def _take(self, connection: Any, limit: int) -> int:
-        # One statement in autocommit: its own transaction, one round trip.
+        # A transaction committed explicitly, as the enqueue's (psycopg's default).
         rows = connection.execute(
             "DELETE FROM raw_jobs WHERE id IN (SELECT id FROM raw_jobs ORDER BY id"
             " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING payload",
             (limit,),
         ).fetchall()
+        connection.commit()
         for (payload,) in rows:
             self.tally.record(payload["n"])
         return len(rows)
@@ -212,7 +213,7 @@ class RawSide(Side):
     def drain(self, total: int) -> None:
         import psycopg
 
-        with psycopg.connect(conninfo(self.url), autocommit=True) as worker:
+        with psycopg.connect(conninfo(self.url)) as worker:
             while self._take(worker, BATCH):
                 pass
 
@@ -223,7 +224,7 @@ class RawSide(Side):
 
         def listen() -> None:
             listener = psycopg.connect(conninfo(self.url), autocommit=True)
-            worker = psycopg.connect(conninfo(self.url), autocommit=True)
+            worker = psycopg.connect(conninfo(self.url))
             listener.execute(f"LISTEN {RAW_CHANNEL}")
             ready.set()
             while not self._stop.is_set():
