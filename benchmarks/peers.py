@@ -161,7 +161,7 @@ def run(dialect: str, url: str) -> list[Measurement]:
     console = Console(highlight=False)
     missing = missing_extra()
     if missing is not None:
-        console.print(
+        print(  # plain: rich would take [bench] for markup
             f"peers SKIPPED: {missing} is not installed; "
             "install the extra with `pip install -e '.[bench]'`"
         )
