@@ -126,17 +126,11 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
-def payload_json(task_identifier: str, payload: object) -> tuple[dict[str, Any], int]:
-    """The payload as a JSON object and its size in bytes of JSON.
+def payload_document(task_identifier: str, payload: object) -> tuple[dict[str, Any], str]:
+    """The payload as a JSON object, and as the JSON text that measures its size.
 
     Refuses what JSON or a database cannot carry.
     """
-    decoded, text = payload_document(task_identifier, payload)
-    return decoded, len(text)
-
-
-def payload_document(task_identifier: str, payload: object) -> tuple[dict[str, Any], str]:
-    """Like :func:`payload_json`, with the JSON text itself instead of its size."""
     if payload is None:
         payload = {}
     if not isinstance(payload, Mapping):
