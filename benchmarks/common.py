@@ -125,12 +125,13 @@ def server_problem(dialect: str) -> str | None:
 
 
 @contextmanager
-def fresh_database(dialect: str) -> Iterator[str]:
-    """A new database for ``dialect``, migrated to head; dropped afterwards."""
+def fresh_database(dialect: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new database for ``dialect``, migrated to head (unless not ``migrate``); dropped after."""
     if dialect == "sqlite":
         with tempfile.TemporaryDirectory(prefix="queuekit-bench-") as directory:
             url = f"sqlite:///{Path(directory) / 'bench.db'}"
-            _migrate(url)
+            if migrate:
+                _migrate(url)
             yield url
         return
     name = f"qk_bench_{uuid.uuid4().hex[:12]}"
@@ -140,7 +141,8 @@ def fresh_database(dialect: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
         url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        _migrate(url)
+        if migrate:
+            _migrate(url)
         yield url
     finally:
         with admin.connect() as conn:

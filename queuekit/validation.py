@@ -26,10 +26,18 @@ from queuekit.types import JOB_KEY_MODES, JobKeyMode, JobSpec
 V = TypeVar("V")
 
 
+#: Names that passed :func:`check_name` lately. Bulk enqueues repeat a few task
+#: identifiers and queue names thousands of times; a set lookup replaces the scan.
+_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES_MAX = 4096
+
+
 def check_name(value: object, *, name: str, optional: bool = False) -> str | None:
     """A task identifier, queue name, key or flag: a non-empty string of at most 255 characters."""
     if value is None and optional:
         return None
+    if type(value) is str and value in _GOOD_NAMES:
+        return value
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{name} must be a string, not {type(value).__name__}")
     if not value:
@@ -39,6 +47,9 @@ def check_name(value: object, *, name: str, optional: bool = False) -> str | Non
     problem = text_problem(value)
     if problem is not None:
         raise InvalidArgumentError(f"{name} {problem}")
+    if len(_GOOD_NAMES) >= _GOOD_NAMES_MAX:
+        _GOOD_NAMES.clear()  # bounded: job keys are mostly unique
+    _GOOD_NAMES.add(value)
     return value
 
 
@@ -122,8 +133,8 @@ def check_flags(values: object) -> tuple[str, ...]:
     return check_names(values, name="flags") or ()
 
 
-def payload_json(task_identifier: str, payload: object) -> tuple[dict[str, Any], int]:
-    """The payload as a JSON object and its size in bytes of JSON.
+def payload_document(task_identifier: str, payload: object) -> tuple[dict[str, Any], str]:
+    """The payload as a JSON object, and as the JSON text that measures its size.
 
     Refuses what JSON or a database cannot carry.
     """
@@ -152,7 +163,7 @@ def payload_json(task_identifier: str, payload: object) -> tuple[dict[str, Any],
         path, message = problem
         raise PayloadValidationError(task_identifier, [{"path": path, "message": message}], payload)
     decoded: dict[str, Any] = json.loads(text)
-    return decoded, len(text)
+    return decoded, text
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,8 @@ class NewJob:
     payload_bytes: int = 2
     #: The enqueuer's trace context, set by tracing (:mod:`queuekit.instrumentation`).
     trace_context: dict[str, str] | None = None
+    #: ``payload`` as the JSON text validation made of it, reused by bulk loads.
+    payload_text: str | None = None
 
 
 def check_job_spec(spec: JobSpec) -> NewJob:
@@ -203,12 +216,13 @@ def check_job_spec(spec: JobSpec) -> NewJob:
             )
     elif job_key is not None:
         mode = "replace"
-    payload, payload_bytes = payload_json(task_identifier, spec.payload)
+    payload, payload_text = payload_document(task_identifier, spec.payload)
     return NewJob(
         id=uuid7(),
         task_identifier=task_identifier,
         payload=payload,
-        payload_bytes=payload_bytes,
+        payload_bytes=len(payload_text),
+        payload_text=payload_text,
         queue_name=check_name(spec.queue_name, name="queue_name", optional=True),
         run_at=check_optional_time(spec.run_at, name="run_at"),
         priority=check_int(spec.priority, name="priority"),

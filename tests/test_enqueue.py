@@ -622,7 +622,14 @@ def test_bulk_enqueue_returns_the_stored_jobs(manager: JobManager) -> None:
     specs = [
         JobSpec(
             "bulk",
-            {"n": n, "text": "é'; --", "nested": {"list": [1, 2.5, None, True]}},
+            {
+                "n": n,
+                "text": "é'; --",
+                # COPY's own escapes (tab, newline, backslash), and on every other
+                # job an "e+" that is text, not a number's exponent.
+                "raw": 'a\tb\nc\\d "q" \\N \u2603' + (" e+1" if n % 2 else ""),
+                "nested": {"list": [1, 2.5, None, True]},
+            },
             queue_name="q" if n % 3 == 0 else None,
             run_at=run_at if n % 2 else None,
             priority=n % 5,

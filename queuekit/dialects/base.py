@@ -34,14 +34,22 @@ from sqlalchemy.types import TypeEngine
 OWN_TRANSACTION = "queuekit_own_transaction"
 
 
+class JsonText(str):
+    """A JSON document already written as text (``json.dumps`` of it), for bulk loads."""
+
+    __slots__ = ()
+
+
 class Listener(Protocol):
     """A dedicated connection that waits for enqueue notifications."""
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds; True when at least one notification arrived.
+    def wait(self, timeout: float) -> list[float]:
+        """Block up to ``timeout`` seconds; what arrived, as seconds until jobs are due.
 
-        Raises the driver's error when the connection is lost; the caller
-        closes this listener and opens a new one.
+        One entry per notification: 0.0 for jobs claimable now, else how long
+        until the enqueued jobs' ``run_at`` (:meth:`DialectSupport.wake_up_values`);
+        empty when nothing arrived. Raises the driver's error when the
+        connection is lost; the caller closes this listener and opens a new one.
         """
         ...
 
@@ -251,12 +259,18 @@ class DialectSupport:
         rows: Sequence[Sequence[Any]],
         schema: str | None,
     ) -> None:
-        """Bulk-load complete rows in the connection's transaction, then wake workers."""
+        """Bulk-load complete rows in the connection's transaction, then wake workers.
+
+        A JSON column's value is a document, or a :class:`JsonText` holding the
+        document's JSON already written (so it is not encoded twice).
+        """
         raise NotImplementedError
 
-    def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
+    def wake_up_values(self, run_at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
         """Values for a new job's columns that also wake listening workers at commit.
 
+        ``run_at`` is the new job's ``run_at``: for a job due later the wake-up
+        says when, so that listening workers claim it then, not a poll later.
         Empty where workers poll. Riding on the INSERT saves a round trip per enqueue.
         """
         return {}

@@ -25,7 +25,9 @@ from sqlalchemy import (
     Uuid,
     any_,
     bindparam,
+    case,
     cast,
+    extract,
     func,
     literal,
     literal_column,
@@ -39,7 +41,7 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import Interval, TypeEngine
 
-from queuekit.dialects.base import Listener, first_preparation, on_each_connection
+from queuekit.dialects.base import JsonText, Listener, first_preparation, on_each_connection
 from queuekit.dialects.on_conflict import OnConflictSupport
 from queuekit.models import UTCDateTime
 
@@ -190,12 +192,19 @@ class PostgreSQLSupport(OnConflictSupport):
             index_elements=[key], set_={key: statement.excluded[key]}
         )
 
-    def wake_up_values(self) -> dict[str, ColumnElement[Any]]:
+    def wake_up_values(self, run_at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
         # A new job's revision (0) is read from an uncorrelated subquery that
-        # calls pg_notify: PostgreSQL runs it once per statement, and delivers
-        # notifications at commit, de-duplicated per transaction, so each
-        # enqueue transaction wakes workers once with no extra round trip.
-        notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, ""))
+        # calls pg_notify: PostgreSQL runs it once per statement (once per row
+        # of a multi-row VALUES), and delivers notifications at commit,
+        # de-duplicated per transaction, so each enqueue transaction wakes
+        # workers with no extra round trip. The payload is empty for a job due
+        # now, else the seconds until its run_at by the database clock.
+        now = self.now()
+        payload = case(
+            (run_at > now, cast(extract("epoch", run_at - now), TEXT)),
+            else_=literal(""),
+        )
+        notified = select(literal(0)).select_from(func.pg_notify(NOTIFY_CHANNEL, payload))
         return {"revision": notified.scalar_subquery()}
 
     def wake_up_condition(self) -> ColumnElement[bool] | None:
@@ -221,17 +230,41 @@ class PostgreSQLSupport(OnConflictSupport):
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             target, sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         )
-        wrap = [name in json_columns for name in columns]
+        documents = [index for index, name in enumerate(columns) if name in json_columns]
         driver: Any = connection.connection.driver_connection
         with driver.cursor() as cursor:
             with cursor.copy(statement) as copy:
                 for row in rows:
-                    values = zip(row, wrap, strict=True)
-                    copy.write_row([Jsonb(v) if j and v is not None else v for v, j in values])
+                    values = list(row)
+                    for index in documents:
+                        values[index] = _copy_document(values[index])
+                    copy.write_row(values)
             cursor.execute(sql.SQL("SELECT pg_notify({}, '')").format(sql.Literal(NOTIFY_CHANNEL)))
 
     def open_listener(self, engine: Engine) -> Listener | None:
         return PostgreSQLListener(engine)
+
+
+def _copy_document(value: Any) -> Any:
+    """A JSON column's value for COPY: text COPY lets the server parse JSON text as JSONB.
+
+    Text already written is sent as it is, unless it holds an exponent, which
+    :func:`exact_float_dumps` must rewrite (rare: one more encoding then).
+    """
+    if value is None:
+        return None
+    if isinstance(value, JsonText):
+        return str(value) if "e+" not in value else Jsonb(json.loads(value))
+    return Jsonb(value)
+
+
+def _due_in(payload: str) -> float:
+    """Seconds until the jobs a notification announces are due (0.0: now, or unreadable)."""
+    try:
+        seconds = float(payload)
+    except ValueError:
+        return 0.0
+    return seconds if seconds > 0 else 0.0
 
 
 class PostgreSQLListener:
@@ -255,14 +288,13 @@ class PostgreSQLListener:
             self.close()
             raise
 
-    def wait(self, timeout: float) -> bool:
-        arrived = False
-        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-            arrived = True
+    def wait(self, timeout: float) -> list[float]:
+        arrived = [
+            _due_in(n.payload) for n in self._connection.notifies(timeout=timeout, stop_after=1)
+        ]
         if arrived:
-            # Swallow notifications already queued behind the first: one wake-up covers them.
-            for _ in self._connection.notifies(timeout=0.0):
-                pass
+            # Take the notifications already queued behind the first in the same wake-up.
+            arrived += [_due_in(n.payload) for n in self._connection.notifies(timeout=0.0)]
         return arrived
 
     def close(self) -> None:

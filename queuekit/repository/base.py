@@ -204,6 +204,8 @@ class RepositoryBase:
     def ensure_queues(self, conn: Connection, names: Iterable[str]) -> None:
         """Make sure a queue row exists for each named queue (never touching existing rows)."""
         wanted = sorted(set(names))
+        if not wanted:
+            return  # most enqueues name no queue: build nothing
         now = self.dialect.now()
         for part in chunks(wanted):
             rows = [{"queue_name": n, "created_at": now, "updated_at": now} for n in part]

@@ -23,7 +23,7 @@ from queuekit.validation import (
     check_name,
     check_worker_id,
     compile_schema,
-    payload_json,
+    payload_document,
     schema_errors,
 )
 
@@ -86,21 +86,21 @@ def test_flags_are_a_list_of_names_not_a_string() -> None:
 )
 def test_payloads_json_cannot_carry_are_refused(payload: Any, path: str) -> None:
     with pytest.raises(PayloadValidationError) as caught:
-        payload_json("t", payload)
+        payload_document("t", payload)
     assert caught.value.errors[0]["path"] == path
 
 
 @pytest.mark.parametrize("payload", [[1, 2], "text", 5, 1.5, True, ("a",)], ids=repr)
 def test_payload_must_be_an_object(payload: Any) -> None:
     with pytest.raises(PayloadValidationError, match="JSON object"):
-        payload_json("t", payload)
+        payload_document("t", payload)
 
 
 def test_payload_is_returned_as_plain_json() -> None:
-    assert payload_json("t", None)[0] == {}
-    assert payload_json("t", {"a": (1, 2), "3": "x"})[0] == {"a": [1, 2], "3": "x"}
+    assert payload_document("t", None)[0] == {}
+    assert payload_document("t", {"a": (1, 2), "3": "x"})[0] == {"a": [1, 2], "3": "x"}
     with pytest.raises(PayloadValidationError, match="NUL"):
-        payload_json("t", {"k": ["ok", "nul\x00"]})
+        payload_document("t", {"k": ["ok", "nul\x00"]})
 
 
 def test_a_job_spec_is_checked_argument_by_argument() -> None:
