@@ -14,7 +14,9 @@ from typing import Any
 
 from queuekit.errors import TransientDatabaseError
 from queuekit.repository import FinishedJob, Outcome
+from queuekit.types import Job
 from queuekit.worker.fetching import MAX_BACKOFF, MIN_BACKOFF
+from queuekit.worker.handoff import Handoff
 from queuekit.worker.reporting import Reporter
 from queuekit.worker.state import FLUSH_BATCH, Pending, WorkerState, log
 
@@ -27,9 +29,10 @@ POISON_AFTER = 3
 class Flusher:
     """Records queued outcomes and reports what became of them."""
 
-    def __init__(self, state: WorkerState, reporter: Reporter) -> None:
+    def __init__(self, state: WorkerState, reporter: Reporter, handoff: Handoff) -> None:
         self.state = state
         self.reporter = reporter
+        self.handoff = handoff
 
     def loop(self) -> None:
         """Flush until told to exit with nothing left (or the flush deadline passed)."""
@@ -54,11 +57,19 @@ class Flusher:
                 batch = state.pending[:FLUSH_BATCH]
                 del state.pending[:FLUSH_BATCH]
                 state.flushing += 1
+                slots = self.handoff.slots(batch)
+            claimed: list[Job] = []
             try:
-                finished = settings.manager.finish_jobs(
-                    settings.worker_id, [p.outcome for p in batch]
-                )
+                outcomes = [p.outcome for p in batch]
+                if slots:
+                    finished, claimed = self.handoff.settle(outcomes, slots)
+                else:
+                    finished = settings.manager.finish_jobs(settings.worker_id, outcomes)
             except Exception as error:
+                if slots:
+                    # The claim may have committed with its answer lost: the fetch
+                    # loop looks for such jobs once the database answers again.
+                    state.suspect_orphans = True
                 failures += 1
                 if failures >= POISON_AFTER and self._database_answers(error):
                     # The database works but refuses this batch: find the outcome it refuses.
@@ -76,7 +87,7 @@ class Flusher:
                 continue
             backoff = MIN_BACKOFF
             failures = 0
-            self._recorded(batch, finished)
+            self._recorded(batch, finished, claimed, slots)
 
     def _database_answers(self, error: BaseException) -> bool:
         """Whether a flush failure is specific to the batch (the database itself answers)."""
@@ -142,7 +153,13 @@ class Flusher:
             self.state.flushing += 1  # _recorded settles one flush
         self._recorded(batch, finished)
 
-    def _recorded(self, batch: list[Pending], finished: list[FinishedJob]) -> None:
+    def _recorded(
+        self,
+        batch: list[Pending],
+        finished: list[FinishedJob],
+        claimed: list[Job] | None = None,
+        slots: int = 0,
+    ) -> None:
         state = self.state
         applied = {f.outcome.job.correlation_id: f for f in finished}
         for pending in batch:
@@ -189,11 +206,16 @@ class Flusher:
                         events.append(("job/exhausted", outcome_data(outcome)))
             state.flushing -= 1
             state.settled(batch)
+            # The slots kept for the freed queues take what the settle claimed for them.
+            refused = self.handoff.accept(claimed or [])
             # A finished job frees its named queue: the queue's next job is claimable
-            # now, with no notification to say so. A drain re-checks after every flush.
-            if state.mode == "drain" or any(p.outcome.job.queue_name for p in batch):
+            # now, with no notification to say so (unless the settle claimed for every
+            # slot it freed). A drain re-checks after every flush.
+            freed = any(p.outcome.job.queue_name for p in batch)
+            if state.mode == "drain" or (freed and (not slots or len(claimed or []) < slots)):
                 state.wake = True
                 state.fetch_wake.notify()
+        self.handoff.report(claimed or [], refused)
         for outcome, exhausted in logged:
             self.reporter.log_outcome(outcome, exhausted)
         for name, data in events:

@@ -1,0 +1,64 @@
+"""Hand-off: a settle that frees named queues claims for the slots it freed, in one transaction.
+
+A worker whose outcome frees a named queue has a slot free (the one the job
+left) that it keeps for the queue's next job. Claiming in the settle's own
+transaction, right after the release, saves a commit, a round trip and a
+wait for another thread or worker to notice the release; the queue's next
+job starts as soon as the outcome is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection
+
+from queuekit.repository.base import FinishedJob, Outcome
+from queuekit.repository.claim import Claim
+from queuekit.repository.outcomes import Outcomes
+from queuekit.types import Job, RetryPolicy
+
+
+class Handoff(Claim, Outcomes):
+    """Settle outcomes and claim for the slots of the queues they freed, in one transaction."""
+
+    def finish_and_claim(
+        self,
+        conn: Connection,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        retry: RetryPolicy,
+        *,
+        slots: int,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        retention_ms: int,
+    ) -> tuple[list[FinishedJob], list[Job]]:
+        """Record ``outcomes`` (as :meth:`finish_jobs`), then claim for the slots they freed.
+
+        One claimed job per named queue the recorded outcomes freed, up to
+        ``slots``: the slots their jobs left, which the worker kept for this.
+        The claim is an ordinary one (:meth:`claim_jobs`): in claim order
+        (priority, ``run_at``, id) across named-queue and plain jobs, so it
+        takes the freed queue's next job when that job comes first and an
+        earlier job otherwise; rate limits, paused tasks and the worker's
+        filters apply, and each claimed job gets its ``started`` history row.
+        The queues released above are free to this transaction alone until it
+        commits (their rows stay locked by it), so the serialisation checks
+        of the claim hold as for any other claimer.
+        """
+        finished = self.finish_jobs(conn, worker_id, outcomes, retry)
+        freed = len({f.outcome.job.queue_name for f in finished} - {None})
+        wanted = min(slots, freed)
+        if wanted <= 0:
+            return finished, []
+        claimed = self.claim_jobs(
+            conn,
+            worker_id,
+            task_identifiers=task_identifiers,
+            forbidden_flags=forbidden_flags,
+            batch_size=wanted,
+            retention_ms=retention_ms,
+            max_queued=wanted,
+        )
+        return finished, claimed
