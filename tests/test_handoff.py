@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from conformance import fresh_database
+from conformance import counting, fresh_database
 
 from queuekit import JobManager, JobSpec
 from queuekit.models import job_history, job_queues, jobs
@@ -334,3 +334,33 @@ def test_a_worker_hands_a_queue_on_from_its_own_settles(manager: JobManager) -> 
     assert worker.stats.claimed == 5 and worker.stats.completed == 5
     assert sorted(e.data["job_id"] for e in claimed_events) == sorted(j.id for j in added)
     assert manager.list_jobs(limit=10) == []
+
+
+def test_a_hand_off_costs_a_settle_and_a_claim_whatever_the_batch(manager: JobManager) -> None:
+    """The statements of the settle plus those of one claim, the same for any batch size."""
+    counts: list[tuple[int, int]] = []
+    for size in (1, 5, 20):
+        prefix = f"b{size}-"
+        manager.add_jobs(
+            [
+                JobSpec("t", {"n": n}, queue_name=f"{prefix}{q}")
+                for n in range(3)
+                for q in range(size)
+            ]
+        )
+        first = manager.get_jobs(W1, batch_size=size)
+        assert {job.queue_name for job in first} == {f"{prefix}{q}" for q in range(size)}
+        with counting(manager.engine) as together:
+            _, second = settle(manager, W1, first, slots=size)
+        assert len(second) == size
+        # The same work in two transactions: a settle, then a claim.
+        with counting(manager.engine) as apart:
+            manager.complete_jobs(W1, second, 1)
+            third = manager.get_jobs(W1, batch_size=size, max_queued=size)
+        assert len(third) == size
+        manager.complete_jobs(W1, third, 1)
+        counts.append((together.count, apart.count))
+    assert len(set(counts)) == 1, counts
+    together_count, apart_count = counts[0]
+    # No statement more than the two apart (SQLite sends one BEGIN fewer).
+    assert apart_count - 1 <= together_count <= apart_count, counts
