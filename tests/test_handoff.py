@@ -364,3 +364,36 @@ def test_a_hand_off_costs_a_settle_and_a_claim_whatever_the_batch(manager: JobMa
     together_count, apart_count = counts[0]
     # No statement more than the two apart (SQLite sends one BEGIN fewer).
     assert apart_count - 1 <= together_count <= apart_count, counts
+
+
+def test_a_hand_off_wakes_other_workers_only_for_a_queue_it_did_not_take(
+    tmp_path: Path,
+) -> None:
+    with fresh_database("postgresql", tmp_path) as engine:  # LISTEN/NOTIFY exists only there
+        _wakes_only_for_a_queue_not_taken(JobManager(engine))
+
+
+def _wakes_only_for_a_queue_not_taken(manager: JobManager) -> None:
+    queued = manager.add_jobs([JobSpec("t", {"n": n}, queue_name="serial") for n in range(3)])
+    [claimed] = manager.get_jobs(W1, batch_size=1)
+    raw = manager.engine.raw_connection()
+    try:
+        listening: Any = raw.dbapi_connection
+        listening.autocommit = True
+        listening.execute("LISTEN queuekit_jobs")
+
+        def delivered() -> int:
+            return len(list(listening.notifies(timeout=0.5)))
+
+        _, [handed] = settle(manager, W1, [claimed])
+        assert handed.id == queued[1].id
+        assert delivered() == 0  # the queue was taken again at once: nobody to wake
+        urgent = manager.add_job("t", {"plain": True}, priority=-1)
+        assert delivered() == 1  # (the enqueue's own wake-up)
+        _, [plain] = settle(manager, W1, [handed])
+        assert plain.id == urgent.id
+        assert delivered() == 1  # the queue is free with a job in it: wake the others
+    finally:
+        raw.close()
+    [successor] = manager.get_jobs(W2, batch_size=5)
+    assert successor.id == queued[2].id

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from queuekit.repository.base import FinishedJob, Outcome
 from queuekit.repository.claim import Claim
@@ -47,9 +47,10 @@ class Handoff(Claim, Outcomes):
         commits (their rows stay locked by it), so the serialisation checks
         of the claim hold as for any other claimer.
         """
-        finished = self.finish_jobs(conn, worker_id, outcomes, retry)
-        freed = len({f.outcome.job.queue_name for f in finished} - {None})
-        wanted = min(slots, freed)
+        wake_now = slots <= 0  # no claim follows: the release wakes workers as usual
+        finished = self.finish_jobs(conn, worker_id, outcomes, retry, wake=wake_now)
+        freed = {f.outcome.job.queue_name for f in finished} - {None}
+        wanted = min(slots, len(freed))
         if wanted <= 0:
             return finished, []
         claimed = self.claim_jobs(
@@ -61,4 +62,15 @@ class Handoff(Claim, Outcomes):
             retention_ms=retention_ms,
             max_queued=wanted,
         )
+        self._wake_for(conn, freed - {job.queue_name for job in claimed})
         return finished, claimed
+
+    def _wake_for(self, conn: Connection, left: set[str | None]) -> None:
+        """Wake listening workers at commit if a freed queue was not taken again here.
+
+        The release itself woke nobody: a queue this claim took again would
+        only have sent every idle worker after a job it cannot have.
+        """
+        wake = self.dialect.wake_up_condition()
+        if left and wake is not None:
+            self.run(conn, select(wake))
