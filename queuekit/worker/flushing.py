@@ -209,10 +209,13 @@ class Flusher:
             # The slots kept for the freed queues take what the settle claimed for them.
             refused = self.handoff.accept(claimed or [])
             # A finished job frees its named queue: the queue's next job is claimable
-            # now, with no notification to say so (unless the settle claimed for every
-            # slot it freed). A drain re-checks after every flush.
+            # now, with no notification to say so. The settle's claim took it unless
+            # it found less than it asked for; a fetch loop that saw too little last
+            # time (its claim skipped queues being handed off) looks again. A drain
+            # re-checks after every flush.
             freed = any(p.outcome.job.queue_name for p in batch)
-            if state.mode == "drain" or (freed and (not slots or len(claimed or []) < slots)):
+            short = not slots or len(claimed or []) < slots
+            if state.mode == "drain" or (freed and (short or state.dry)):
                 state.wake = True
                 state.fetch_wake.notify()
         self.handoff.report(claimed or [], refused)
