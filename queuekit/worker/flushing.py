@@ -206,14 +206,16 @@ class Flusher:
                         events.append(("job/exhausted", outcome_data(outcome)))
             state.flushing -= 1
             state.settled(batch)
-            # The slots kept for the freed queues take what the settle claimed for them.
-            refused = self.handoff.accept(claimed or [])
+            freed = any(p.outcome.job.queue_name for p in batch)
+            refused: list[Job] = []
+            if freed:
+                # The slots kept for the freed queues take what the settle claimed.
+                refused = self.handoff.accept(claimed or [])
             # A finished job frees its named queue: the queue's next job is claimable
             # now, with no notification to say so. The settle's claim took it unless
             # it found less than it asked for; a fetch loop that saw too little last
             # time (its claim skipped queues being handed off) looks again. A drain
             # re-checks after every flush.
-            freed = any(p.outcome.job.queue_name for p in batch)
             short = not slots or len(claimed or []) < slots
             if state.mode == "drain" or (freed and (short or state.dry)):
                 state.wake = True
