@@ -66,6 +66,8 @@ class Support(ManagerPart):
         task_identifiers: Sequence[str] | None,
         forbidden_flags: Sequence[str] | None,
         history_retention: Duration,
+        more: int = 0,
+        more_queued: int = 0,
     ) -> tuple[list[FinishedJob], list[Job]]:
         """Record outcomes and claim for the slots of the named queues they freed: one transaction.
 
@@ -88,6 +90,8 @@ class Support(ManagerPart):
                 task_identifiers=task_identifiers,
                 forbidden_flags=forbidden_flags,
                 retention_ms=retention_ms,
+                more=more,
+                more_queued=more_queued,
             )
 
         def confirm(conn: Connection, result: tuple[list[FinishedJob], list[Job]]) -> bool:

@@ -397,3 +397,32 @@ def _wakes_only_for_a_queue_not_taken(manager: JobManager) -> None:
         raw.close()
     [successor] = manager.get_jobs(W2, batch_size=5)
     assert successor.id == queued[2].id
+
+
+def test_a_hand_off_also_claims_what_the_worker_wants_besides(manager: JobManager) -> None:
+    """``more`` jobs beyond the kept slots, of which ``more_queued`` may be in named queues."""
+    manager.add_jobs([JobSpec("t", {"q": q}, queue_name=q) for q in ("a", "a", "b", "c")])
+    plain = manager.add_jobs([JobSpec("t", {"plain": n}) for n in range(3)])
+    [first, b_job, c_job] = manager.get_jobs(W1, batch_size=3, max_queued=3)
+    assert [j.queue_name for j in (first, b_job, c_job)] == ["a", "b", "c"]
+    assert manager.complete_jobs(W1, [b_job, c_job], 1)  # b and c are empty now
+
+    outcomes = [Outcome(first, "completed", 1)]
+    _, claimed = manager.finish_and_claim(
+        W1,
+        outcomes,
+        slots=1,
+        task_identifiers=None,
+        forbidden_flags=None,
+        history_retention="1 day",
+        more=2,
+        more_queued=0,
+    )
+    # The freed queue's next job for the kept slot, then two plain jobs in claim order.
+    assert [(j.queue_name, j.payload) for j in claimed] == [
+        ("a", {"q": "a"}),
+        (None, {"plain": 0}),
+        (None, {"plain": 1}),
+    ]
+    assert manager.get_job(plain[2].id).locked_at is None  # type: ignore[union-attr]
+    assert {h.status for j in claimed for h in manager.job_history(j.id)} == {"started"}

@@ -33,12 +33,17 @@ class Handoff(Claim, Outcomes):
         task_identifiers: Sequence[str] | None,
         forbidden_flags: Sequence[str] | None,
         retention_ms: int,
+        more: int = 0,
+        more_queued: int = 0,
     ) -> tuple[list[FinishedJob], list[Job]]:
         """Record ``outcomes`` (as :meth:`finish_jobs`), then claim for the slots they freed.
 
         One claimed job per named queue the recorded outcomes freed, up to
-        ``slots``: the slots their jobs left, which the worker kept for this.
-        The claim is an ordinary one (:meth:`claim_jobs`): in claim order
+        ``slots``: the slots their jobs left, which the worker kept for this;
+        plus up to ``more`` jobs the worker wants anyway (its other idle slots
+        and its prefetch), of which ``more_queued`` may be in named queues,
+        so that it need not claim again right after. Nothing is claimed when
+        no queue was freed. The claim is an ordinary one (:meth:`claim_jobs`): in claim order
         (priority, ``run_at``, id) across named-queue and plain jobs, so it
         takes the freed queue's next job when that job comes first and an
         earlier job otherwise; rate limits, paused tasks and the worker's
@@ -58,9 +63,9 @@ class Handoff(Claim, Outcomes):
             worker_id,
             task_identifiers=task_identifiers,
             forbidden_flags=forbidden_flags,
-            batch_size=wanted,
+            batch_size=wanted + more,
             retention_ms=retention_ms,
-            max_queued=wanted,
+            max_queued=wanted + more_queued,
         )
         self._wake_for(conn, freed - {job.queue_name for job in claimed})
         return finished, claimed

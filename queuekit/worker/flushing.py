@@ -16,12 +16,14 @@ from queuekit.errors import TransientDatabaseError
 from queuekit.repository import FinishedJob, Outcome
 from queuekit.types import Job
 from queuekit.worker.fetching import MAX_BACKOFF, MIN_BACKOFF
-from queuekit.worker.handoff import Handoff
+from queuekit.worker.handoff import Handoff, Plan
 from queuekit.worker.reporting import Reporter
 from queuekit.worker.state import FLUSH_BATCH, Pending, WorkerState, log
 
 #: How long the flusher lets outcomes gather before writing them.
 FLUSH_WINDOW = 0.004
+#: A settle that claims nothing.
+NO_CLAIM = Plan(0, 0, 0)
 #: Consecutive failed flushes after which the flusher looks for an unwritable outcome.
 POISON_AFTER = 3
 
@@ -57,16 +59,16 @@ class Flusher:
                 batch = state.pending[:FLUSH_BATCH]
                 del state.pending[:FLUSH_BATCH]
                 state.flushing += 1
-                slots = self.handoff.slots(batch)
+                plan = self.handoff.plan(batch)
             claimed: list[Job] = []
             try:
                 outcomes = [p.outcome for p in batch]
-                if slots:
-                    finished, claimed = self.handoff.settle(outcomes, slots)
+                if plan.slots:
+                    finished, claimed = self.handoff.settle(outcomes, plan)
                 else:
                     finished = settings.manager.finish_jobs(settings.worker_id, outcomes)
             except Exception as error:
-                if slots:
+                if plan.slots:
                     # The claim may have committed with its answer lost: the fetch
                     # loop looks for such jobs once the database answers again.
                     state.suspect_orphans = True
@@ -87,7 +89,7 @@ class Flusher:
                 continue
             backoff = MIN_BACKOFF
             failures = 0
-            self._recorded(batch, finished, claimed, slots)
+            self._recorded(batch, finished, claimed, plan)
 
     def _database_answers(self, error: BaseException) -> bool:
         """Whether a flush failure is specific to the batch (the database itself answers)."""
@@ -158,7 +160,7 @@ class Flusher:
         batch: list[Pending],
         finished: list[FinishedJob],
         claimed: list[Job] | None = None,
-        slots: int = 0,
+        plan: Plan = NO_CLAIM,
     ) -> None:
         state = self.state
         applied = {f.outcome.job.correlation_id: f for f in finished}
@@ -210,14 +212,12 @@ class Flusher:
             refused: list[Job] = []
             if freed:
                 # The slots kept for the freed queues take what the settle claimed.
-                refused = self.handoff.accept(claimed or [])
+                refused = self.handoff.accept(claimed or [], plan)
             # A finished job frees its named queue: the queue's next job is claimable
-            # now, with no notification to say so. The settle's claim took it unless
-            # it found less than it asked for; a fetch loop that saw too little last
-            # time (its claim skipped queues being handed off) looks again. A drain
-            # re-checks after every flush.
-            short = not slots or len(claimed or []) < slots
-            if state.mode == "drain" or (freed and (short or state.dry)):
+            # now, with no notification to say so. Unless the settle claimed (for
+            # the fetch loop too), the fetch loop looks. A drain re-checks after
+            # every flush.
+            if state.mode == "drain" or (freed and not plan.slots):
                 state.wake = True
                 state.fetch_wake.notify()
         self.handoff.report(claimed or [], refused)

@@ -5,15 +5,16 @@ until the outcome is written, because that write frees the queue and the
 queue's next job should be able to run in that slot at once. Rather than
 writing the outcome, committing, waking the fetch loop and claiming in a
 second transaction, the flusher asks for both in one
-(``JobManager.finish_and_claim``): the claim is an ordinary one, in claim
-order, for as many slots as the batch freed queues. The jobs it returns are
-started like any claimed job; the fetch loop only hears of it when the
-claim found less than it asked for.
+(``JobManager.finish_and_claim``): an ordinary claim, in claim order, for
+the kept slots plus what the fetch loop would claim now (other idle slots,
+the prefetch), so that the fetch loop need not claim again right after.
+The jobs it returns are started like any claimed job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from queuekit.repository import FinishedJob, Outcome
 from queuekit.types import Job
@@ -22,7 +23,7 @@ from queuekit.worker.state import Pending, WorkerState
 
 
 class Handoff:
-    """Settle-and-claim for the flusher: how many slots, the call, taking the jobs in."""
+    """Settle-and-claim for the flusher: how much to claim, the call, taking the jobs in."""
 
     def __init__(
         self,
@@ -30,6 +31,7 @@ class Handoff:
         reporter: Reporter,
         dispatch: Callable[[], None],
         release: Callable[[list[Job]], None],
+        wanted: Callable[[], int],
     ) -> None:
         self.state = state
         self.reporter = reporter
@@ -37,40 +39,52 @@ class Handoff:
         self._dispatch = dispatch
         #: Gives back claimed jobs that will not start (the worker is stopping).
         self._release = release
+        #: What the fetch loop would claim now (called with the lock held).
+        self._wanted = wanted
 
-    def slots(self, batch: list[Pending]) -> int:
-        """Slots the settle of ``batch`` may claim for (call with the lock held).
+    def plan(self, batch: list[Pending]) -> Plan:
+        """What the settle of ``batch`` claims for (call with the lock held).
 
-        One per named-queue outcome in the batch (the slot its job left and
-        the worker kept from buffered jobs), less any of those not actually
-        free (a timed-out task still running). None while the worker stops,
-        is fenced, or may claim no task.
+        One slot per named-queue outcome in the batch (the slot its job left
+        and the worker kept from buffered jobs), less any of those not
+        actually free (a timed-out task still running); and, as the fetch
+        loop would claim now, the worker's other idle slots and its prefetch,
+        named-queue jobs only for the slots free now. Nothing while the
+        worker stops, is fenced, or may claim no task.
         """
         state = self.state
         if state.stopping or state.fenced or state.settings.task_identifiers == ():
-            return 0
+            return Plan(0, 0, 0)
         kept = sum(1 for p in batch if p.outcome.job.queue_name is not None)
-        if not kept:
-            return 0
-        return max(0, min(kept, state.claimable_slots() + kept))
+        slots = max(0, min(kept, state.claimable_slots() + kept))
+        if not slots:
+            return Plan(0, 0, 0)
+        startable = max(0, state.claimable_slots() - len(state.ready))
+        return Plan(slots, self._wanted(), startable)
 
-    def settle(self, outcomes: list[Outcome], slots: int) -> tuple[list[FinishedJob], list[Job]]:
-        """Record ``outcomes`` and claim for up to ``slots`` freed slots, in one transaction."""
+    def settle(self, outcomes: list[Outcome], plan: Plan) -> tuple[list[FinishedJob], list[Job]]:
+        """Record ``outcomes`` and claim as ``plan`` says, in one transaction."""
         settings = self.state.settings
         return settings.manager.finish_and_claim(
             settings.worker_id,
             outcomes,
-            slots=slots,
+            slots=plan.slots,
             task_identifiers=settings.task_identifiers,
             forbidden_flags=settings.forbidden_flags,
             history_retention=settings.history_retention,
+            more=plan.more,
+            more_queued=plan.more_queued,
         )
 
-    def accept(self, claimed: list[Job]) -> list[Job]:
+    def accept(self, claimed: list[Job], plan: Plan) -> list[Job]:
         """Hold and start the claimed jobs (lock held); returns those to give back instead.
 
         Call after the batch's kept slots were given up
-        (``WorkerState.settled``), so that the jobs take exactly those slots.
+        (``WorkerState.settled``). Named-queue jobs go first, so that each
+        takes one of the slots free now (the claim took no more of them than
+        that); the rest follow, ahead of older buffered jobs. Like the fetch
+        loop's claims, a claim that found less than it asked for marks the
+        worker dry.
         """
         state = self.state
         if claimed and state.stopping:
@@ -79,8 +93,10 @@ class Handoff:
         for job in claimed:
             assert job.correlation_id is not None
             state.held[job.correlation_id] = job
-        # Ahead of buffered jobs: they take the slots kept for them, now free.
-        state.ready.extendleft(reversed(claimed))
+        queued = [job for job in claimed if job.queue_name is not None]
+        plain = [job for job in claimed if job.queue_name is None]
+        state.ready.extendleft(reversed(queued + plain))
+        state.dry = len(claimed) < plan.asked
         self._dispatch()  # also fills kept slots the settle claimed nothing for
         return []
 
@@ -94,4 +110,20 @@ class Handoff:
                     self.reporter.emit("job/claimed", self.state.job_data(job))
 
 
-__all__ = ["Handoff"]
+class Plan(NamedTuple):
+    """What one settle claims for."""
+
+    #: Slots kept for the freed queues' next jobs (0: no claim, a plain settle).
+    slots: int
+    #: Further jobs the worker wants (idle slots, prefetch).
+    more: int
+    #: Of those, how many may be in named queues (slots free now).
+    more_queued: int
+
+    @property
+    def asked(self) -> int:
+        """Jobs the claim may return at most (the freed queues permitting)."""
+        return self.slots + self.more
+
+
+__all__ = ["Handoff", "Plan"]

@@ -179,7 +179,13 @@ class Worker:
         self._housekeeper = Housekeeper(self._state, self._reporter, crontabs, self._fence)
         self._runner = Runner(self._state, self._spawn)
         self._fetcher = Fetcher(self._state, self._reporter, self._runner.dispatch)
-        handoff = Handoff(self._state, self._reporter, self._runner.dispatch, self._fetcher.release)
+        handoff = Handoff(
+            self._state,
+            self._reporter,
+            self._runner.dispatch,
+            self._fetcher.release,
+            self._fetcher._wanted,
+        )
         self._flusher = Flusher(self._state, self._reporter, handoff)
         self._listener = Listener(self._state, self._reporter)
         self._thread: threading.Thread | None = None
