@@ -43,8 +43,9 @@ class Handoff(Claim, Outcomes):
         plus up to ``more`` jobs the worker wants anyway (its other idle slots
         and its prefetch), of which ``more_queued`` may be in named queues,
         so that it need not claim again right after. Nothing is claimed when
-        no queue was freed. The claim is an ordinary one (:meth:`claim_jobs`): in claim order
-        (priority, ``run_at``, id) across named-queue and plain jobs, so it
+        no queue was freed. The claim is an ordinary one (:meth:`claim_jobs`):
+        in claim order (priority, ``run_at``, id) across named-queue and plain
+        jobs, so it
         takes the freed queue's next job when that job comes first and an
         earlier job otherwise; rate limits, paused tasks and the worker's
         filters apply, and each claimed job gets its ``started`` history row.
