@@ -16,9 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from queuekit import instrumentation
+from queuekit.durations import Duration, duration_ms
 from queuekit.parts import ManagerPart
+from queuekit.repository import FinishedJob, Outcome
 from queuekit.session import SessionLike
-from queuekit.types import Job, JobSpec
+from queuekit.types import Job, JobSpec, RetryPolicy
 
 #: A cron entry's state: when it became known, and the last slot fired (None: never).
 CrontabState = tuple[datetime, datetime | None]
@@ -28,6 +31,8 @@ DueSlot = Callable[[datetime, datetime | None, datetime], datetime | None]
 
 class Support(ManagerPart):
     """Internal statements run for queuekit's worker, scheduler, CLI and dashboard."""
+
+    retry: RetryPolicy
 
     def add_jobs(self, specs: Sequence[JobSpec], *, session: SessionLike = None) -> list[Job]:
         raise NotImplementedError  # JobManager validates and enqueues
@@ -51,6 +56,57 @@ class Support(ManagerPart):
                 conn, task_identifiers, forbidden_flags, limit
             ),
         )
+
+    def finish_and_claim(
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        slots: int,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        history_retention: Duration,
+        more: int = 0,
+        more_queued: int = 0,
+    ) -> tuple[list[FinishedJob], list[Job]]:
+        """Record outcomes and claim for the slots of the named queues they freed: one transaction.
+
+        What the worker's flusher calls when outcomes of named-queue jobs
+        free slots it kept for their queues' next jobs (see
+        ``Repository.finish_and_claim``). The arguments are the worker's own,
+        checked when it was made. Tracing sees a settle and, when jobs were
+        taken, a claim, as with ``finish_jobs`` and ``get_jobs``.
+        """
+
+        retention_ms = duration_ms(history_retention, name="history_retention")
+
+        def work(conn: Connection) -> tuple[list[FinishedJob], list[Job]]:
+            return self.repository.finish_and_claim(
+                conn,
+                worker_id,
+                outcomes,
+                self.retry,
+                slots=slots,
+                task_identifiers=task_identifiers,
+                forbidden_flags=forbidden_flags,
+                retention_ms=retention_ms,
+                more=more,
+                more_queued=more_queued,
+            )
+
+        def confirm(conn: Connection, result: tuple[list[FinishedJob], list[Job]]) -> bool:
+            # The claim shares the settle's transaction: both landed or neither did.
+            return self.repository.outcomes_saved(conn, result[0])
+
+        hooks = instrumentation.hooks
+        if hooks is None:
+            return self._run(None, work, confirm=confirm)
+        with hooks.settle(outcomes):
+            finished, claimed = self._run(None, work, confirm=confirm)
+        hooks.settled(finished)
+        if claimed:
+            hooks.claimed(claimed)
+        return finished, claimed
 
     # -- cron slots -------------------------------------------------------------------
 

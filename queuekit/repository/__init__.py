@@ -7,7 +7,8 @@ databases comes from the dialect seam (:mod:`queuekit.dialects`). Each module
 of this package is one mixin over :class:`~queuekit.repository.base.RepositoryBase`
 holding one group of statements; a mixin subclasses another only when it calls
 that one's methods (enqueue, settling and administration refresh the task
-catalogue; administration also lists queues). :class:`Repository` composes them.
+catalogue; administration also lists queues; the hand-off settles and
+claims). :class:`Repository` composes them.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from queuekit.repository.catalog import Catalog
 from queuekit.repository.claim import Claim
 from queuekit.repository.control import Control
 from queuekit.repository.enqueue import Enqueue
+from queuekit.repository.handoff import Handoff
 from queuekit.repository.outcomes import Outcomes
 from queuekit.repository.reading import Reading
 from queuekit.repository.registry import Registry
 
 
-class Repository(Enqueue, Claim, Outcomes, Admin, Control, Registry, Catalog, Reading):
+class Repository(Enqueue, Handoff, Claim, Outcomes, Admin, Control, Registry, Catalog, Reading):
     """queuekit's statements over one dialect and an optional named schema."""
 
 

@@ -227,21 +227,32 @@ class RepositoryBase:
             )
 
     def _unlock_queues(
-        self, conn: Connection, names: Iterable[str | None], holder: str | None = None
+        self,
+        conn: Connection,
+        names: Iterable[str | None],
+        holder: str | None = None,
+        *,
+        wake: bool = True,
     ) -> None:
         """Free named queues (only those held by ``holder`` when given)."""
         wanted = sorted({n for n in names if n is not None})
         if wanted:
-            self.run(conn, self._unlock_queues_statement(wanted, holder))
+            self.run(conn, self._unlock_queues_statement(wanted, holder, wake=wake))
 
-    def _unlock_queues_statement(self, names: Any, holder: str | None) -> Update:
-        """The UPDATE that frees ``names`` (a list or a subquery) and wakes workers at commit."""
+    def _unlock_queues_statement(
+        self, names: Any, holder: str | None, *, wake: bool = True
+    ) -> Update:
+        """The UPDATE that frees ``names`` (a list or a subquery) and wakes workers at commit.
+
+        Without ``wake`` it wakes nobody: the caller claims in the same
+        transaction and wakes workers itself if anything is left for them.
+        """
         condition: ColumnElement[bool] = job_queues.c.queue_name.in_(names)
         if holder is not None:
             condition = and_(condition, job_queues.c.locked_by == holder)
-        wake = self.dialect.wake_up_condition()
-        if wake is not None:
-            condition = and_(condition, wake)
+        wake_up = self.dialect.wake_up_condition() if wake else None
+        if wake_up is not None:
+            condition = and_(condition, wake_up)
         return (
             update(job_queues)
             .where(condition)

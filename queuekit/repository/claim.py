@@ -394,31 +394,36 @@ class Claim(RepositoryBase):
             .where(self.dialect.one_of(jobs.c.id, ids))
             .values(self._claim_values(worker_id, ids))
         )
+        lock_queues = None
+        if queues:
+            lock_queues = (
+                update(job_queues)
+                .where(job_queues.c.queue_name.in_(sorted(queues)))
+                .values(locked_at=now, locked_by=worker_id, updated_at=now)
+            )
         if self.dialect.writes_in_ctes:
-            rows = self._lock_and_open_history(conn, statement, retention_ms)
+            rows = self._lock_and_open_history(conn, statement, retention_ms, lock_queues)
         else:
             rows = self._update_returning_jobs(conn, statement, ids)
             self._open_history(conn, ids, retention_ms)
-        if queues:
-            self.run(
-                conn,
-                update(job_queues)
-                .where(job_queues.c.queue_name.in_(sorted(queues)))
-                .values(locked_at=now, locked_by=worker_id, updated_at=now),
-            )
+            if lock_queues is not None:
+                self.run(conn, lock_queues)
         return [job_from_row(rows[job_id], with_correlation=True) for job_id in ids]
 
     def _lock_and_open_history(
-        self, conn: Connection, statement: Any, retention_ms: int
+        self, conn: Connection, statement: Any, retention_ms: int, lock_queues: Any = None
     ) -> dict[uuid.UUID, Any]:
         """Lock the jobs and copy their history rows in one statement (one round trip).
 
         The UPDATE ... RETURNING feeds the history INSERT ... SELECT as a
         data-modifying CTE, which the database runs whether or not the outer
-        SELECT reads it.
+        SELECT reads it; so does ``lock_queues``, the UPDATE marking the
+        claimed named queues locked (their rows are row-locked already).
         """
         locked = statement.returning(*jobs.c).cte("locked")
         claimed = select(locked).add_cte(self._opened_history(locked, retention_ms))
+        if lock_queues is not None:
+            claimed = claimed.add_cte(lock_queues.cte("locked_queues"))
         return {row.id: row for row in self.run(conn, claimed)}
 
     def _opened_history(self, locked: Any, retention_ms: int | BindParameter[int]) -> Any:

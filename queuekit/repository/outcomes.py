@@ -118,6 +118,8 @@ class Outcomes(Catalog):
         worker_id: str,
         outcomes: Sequence[Outcome],
         retry: RetryPolicy,
+        *,
+        wake: bool = True,
     ) -> list[FinishedJob]:
         """Record how attempts ended: job change and history row in one transaction.
 
@@ -125,11 +127,13 @@ class Outcomes(Catalog):
         touched; the others are left out of the result. Completed jobs are
         deleted; failed and partially successful ones are rescheduled with
         backoff, or exhausted at their last attempt. Constant statement count.
+        Freed named queues wake listening workers at commit, unless ``wake``
+        is false (the caller claims for them first, see ``finish_and_claim``).
         """
         if self.dialect.writes_in_ctes and all(o.kind == "completed" for o in outcomes):
-            return self._complete_in_one_statement(conn, worker_id, outcomes)
+            return self._complete_in_one_statement(conn, worker_id, outcomes, wake=wake)
         if self.dialect.writes_in_ctes and all(o.kind == "failed" for o in outcomes):
-            return self._fail_in_one_statement(conn, worker_id, outcomes, retry)
+            return self._fail_in_one_statement(conn, worker_id, outcomes, retry, wake=wake)
         owned = {
             row.correlation_id: row
             for row in self._owned(conn, worker_id, [o.job for o in outcomes])
@@ -184,7 +188,10 @@ class Outcomes(Catalog):
             statement = update(jobs).where(jobs.c.id.in_(ids)).values(values)
             new_rows = self._update_returning_jobs(conn, statement, ids)
         self._unlock_queues(
-            conn, {owned[o.job.correlation_id].queue_name for o in mine} - {None}, worker_id
+            conn,
+            {owned[o.job.correlation_id].queue_name for o in mine} - {None},
+            worker_id,
+            wake=wake,
         )
         self._close_history(conn, mine)
         self.touch_tasks(conn, (o.job.task_identifier for o in mine))
@@ -198,7 +205,7 @@ class Outcomes(Catalog):
         return finished
 
     def _complete_in_one_statement(
-        self, conn: Connection, worker_id: str, outcomes: Sequence[Outcome]
+        self, conn: Connection, worker_id: str, outcomes: Sequence[Outcome], *, wake: bool = True
     ) -> list[FinishedJob]:
         """Delete owned jobs, close their history rows and free their queues: one round trip.
 
@@ -243,7 +250,9 @@ class Outcomes(Catalog):
         statement = statement.add_cte(closed.cte("closed_history"))
         if any(o.job.queue_name for o in mine.values()):
             # Only when a queue may be freed: the wake-up runs whether or not a row matches.
-            freed = self._unlock_queues_statement(select(finished_jobs.c.queue_name), worker_id)
+            freed = self._unlock_queues_statement(
+                select(finished_jobs.c.queue_name), worker_id, wake=wake
+            )
             statement = statement.add_cte(freed.cte("freed_queues"))
         rows = list(self.run(conn, statement))
         self.touch_tasks(conn, (row.task_identifier for row in rows))
@@ -251,7 +260,13 @@ class Outcomes(Catalog):
         return [FinishedJob(o, o.job, False) for c, o in mine.items() if c in done]
 
     def _fail_in_one_statement(
-        self, conn: Connection, worker_id: str, outcomes: Sequence[Outcome], retry: RetryPolicy
+        self,
+        conn: Connection,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        retry: RetryPolicy,
+        *,
+        wake: bool = True,
     ) -> list[FinishedJob]:
         """Reschedule owned jobs, close their history rows and free their queues: one round trip.
 
@@ -321,7 +336,9 @@ class Outcomes(Catalog):
         statement = select(retried).add_cte(closed.cte("closed_history"))
         if any(o.job.queue_name for o in mine.values()):
             # Only when a queue may be freed: the wake-up runs whether or not a row matches.
-            freed = self._unlock_queues_statement(select(retried.c.queue_name), worker_id)
+            freed = self._unlock_queues_statement(
+                select(retried.c.queue_name), worker_id, wake=wake
+            )
             statement = statement.add_cte(freed.cte("freed_queues"))
         rows = {row.claim_id: row for row in self.run(conn, statement)}
         self.touch_tasks(conn, (row.task_identifier for row in rows.values()))

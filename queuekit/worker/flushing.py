@@ -14,18 +14,26 @@ from typing import Any
 
 from queuekit.errors import TransientDatabaseError
 from queuekit.repository import FinishedJob, Outcome
+from queuekit.types import Job
 from queuekit.worker.fetching import MAX_BACKOFF, MIN_BACKOFF
-from queuekit.worker.reporting import Role
-from queuekit.worker.state import FLUSH_BATCH, Pending, log
+from queuekit.worker.handoff import Handoff, Plan
+from queuekit.worker.reporting import Reporter, Role
+from queuekit.worker.state import FLUSH_BATCH, Pending, WorkerState, log
 
 #: How long the flusher lets outcomes gather before writing them.
 FLUSH_WINDOW = 0.004
+#: A settle that claims nothing.
+NO_CLAIM = Plan(0, 0, 0)
 #: Consecutive failed flushes after which the flusher looks for an unwritable outcome.
 POISON_AFTER = 3
 
 
 class Flusher(Role):
     """Records queued outcomes and reports what became of them."""
+
+    def __init__(self, state: WorkerState, reporter: Reporter, handoff: Handoff) -> None:
+        super().__init__(state, reporter)
+        self.handoff = handoff
 
     def loop(self) -> None:
         """Flush until told to exit with nothing left (or the flush deadline passed)."""
@@ -50,11 +58,19 @@ class Flusher(Role):
                 batch = state.pending[:FLUSH_BATCH]
                 del state.pending[:FLUSH_BATCH]
                 state.flushing += 1
+                plan = self.handoff.plan(batch)
+            claimed: list[Job] = []
             try:
-                finished = settings.manager.finish_jobs(
-                    settings.worker_id, [p.outcome for p in batch]
-                )
+                outcomes = [p.outcome for p in batch]
+                if plan.slots:
+                    finished, claimed = self.handoff.settle(outcomes, plan)
+                else:
+                    finished = settings.manager.finish_jobs(settings.worker_id, outcomes)
             except Exception as error:
+                if plan.slots:
+                    # The claim may have committed with its answer lost: the fetch
+                    # loop looks for such jobs once the database answers again.
+                    state.suspect_orphans = True
                 failures += 1
                 if failures >= POISON_AFTER and self._database_answers(error):
                     # The database works but refuses this batch: find the outcome it refuses.
@@ -72,7 +88,7 @@ class Flusher(Role):
                 continue
             backoff = MIN_BACKOFF
             failures = 0
-            self._recorded(batch, finished)
+            self._recorded(batch, finished, claimed, plan)
 
     def _database_answers(self, error: BaseException) -> bool:
         """Whether a flush failure is specific to the batch (the database itself answers)."""
@@ -138,7 +154,13 @@ class Flusher(Role):
             self.state.flushing += 1  # _recorded settles one flush
         self._recorded(batch, finished)
 
-    def _recorded(self, batch: list[Pending], finished: list[FinishedJob]) -> None:
+    def _recorded(
+        self,
+        batch: list[Pending],
+        finished: list[FinishedJob],
+        claimed: list[Job] | None = None,
+        plan: Plan = NO_CLAIM,
+    ) -> None:
         state = self.state
         applied = {f.outcome.job.correlation_id: f for f in finished}
         for pending in batch:
@@ -185,11 +207,19 @@ class Flusher(Role):
                         events.append(("job/exhausted", outcome_data(outcome)))
             state.flushing -= 1
             state.settled(batch)
+            freed = any(p.outcome.job.queue_name for p in batch)
+            refused: list[Job] = []
+            if freed:
+                # The slots kept for the freed queues take what the settle claimed.
+                refused = self.handoff.accept(claimed or [], plan)
             # A finished job frees its named queue: the queue's next job is claimable
-            # now, with no notification to say so. A drain re-checks after every flush.
-            if state.mode == "drain" or any(p.outcome.job.queue_name for p in batch):
+            # now, with no notification to say so. Unless the settle claimed (for
+            # the fetch loop too), the fetch loop looks. A drain re-checks after
+            # every flush.
+            if state.mode == "drain" or (freed and not plan.slots):
                 state.wake = True
                 state.fetch_wake.notify()
+        self.handoff.report(claimed or [], refused)
         for outcome, exhausted in logged:
             self.reporter.log_outcome(outcome, exhausted)
         for name, data in events:

@@ -34,6 +34,7 @@ from queuekit.worker.context import ShutdownError, TaskFunction, task_kind
 from queuekit.worker.fencing import Fence
 from queuekit.worker.fetching import BOOKKEEPING_GRACE, Fetcher
 from queuekit.worker.flushing import Flusher
+from queuekit.worker.handoff import Handoff
 from queuekit.worker.housekeeping import Housekeeper
 from queuekit.worker.listening import LISTEN_TICK, Listener
 from queuekit.worker.reporting import Reporter
@@ -178,7 +179,14 @@ class Worker:
         self._housekeeper = Housekeeper(self._state, self._reporter, crontabs, self._fence)
         self._runner = Runner(self._state, self._spawn)
         self._fetcher = Fetcher(self._state, self._reporter, self._runner.dispatch)
-        self._flusher = Flusher(self._state, self._reporter)
+        handoff = Handoff(
+            self._state,
+            self._reporter,
+            self._runner.dispatch,
+            self._fetcher.release,
+            self._fetcher._wanted,
+        )
+        self._flusher = Flusher(self._state, self._reporter, handoff)
         self._listener = Listener(self._state, self._reporter)
         self._thread: threading.Thread | None = None
         #: The validated configuration.

@@ -85,7 +85,8 @@ class Runner:
         state = self.state
         settings = state.settings
         starting: list[Run] = []
-        while state.ready and state.busy < settings.concurrency:
+        # A slot kept for a named queue's next job (``settling``) takes no buffered job.
+        while state.ready and state.busy + state.settling < settings.concurrency:
             run = self._start_run(state.ready.popleft())
             if run.job.task_identifier in settings.async_tasks:
                 starting.append(run)

@@ -167,9 +167,10 @@ class WorkerState:
         self.flushing = 0
         #: Task slots in use, abandoned attempts whose task has not returned included.
         self.busy = 0
-        #: Outcomes of named-queue jobs not recorded yet. Their slots claim only once
-        #: the outcome freed the queue, so that the queue's next job can be among
-        #: what they claim (claimed earlier, the slot would take other work first).
+        #: Outcomes of named-queue jobs not recorded yet. Their slots are kept (no
+        #: claim, no buffered job fills them) until the outcome freed the queue: the
+        #: flusher claims for them in that same transaction (``worker/handoff.py``),
+        #: so the queue's next job can be among what they take, and start at once.
         self.settling = 0
         #: Heap of (deadline, sequence, run) for ``job_timeout``.
         self.deadlines: list[tuple[float, int, Run]] = []
