@@ -92,7 +92,7 @@ def test_current_and_check(empty_engine: sa.Engine) -> None:
     with pytest.raises(SchemaNotMigratedError, match="queuekit db upgrade"):
         migrations.check(empty_engine)
     migrations.upgrade(empty_engine)
-    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0005"
+    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0006"
     migrations.check(empty_engine)
 
 

@@ -1,8 +1,9 @@
 """Every read the dashboard makes, each one bounded so a page stays fast at millions of rows.
 
 Bounds: counts stop at :data:`COUNT_CAP` (shown as ``10,000+``), lists are
-pages of :data:`PAGE_SIZE` by keyset on the time-ordered ids (never OFFSET),
-history is read inside a time window, and every statement runs under a
+keyset pages of :data:`PAGE_SIZE` (:mod:`queuekit.web.paging`, never OFFSET)
+read in the order of an index, history is read inside a time window, charts
+read at most :data:`CHART_ROWS` attempts, and every statement runs under a
 statement timeout. Results go through a :class:`ResultCache` so that all open
 tabs share one query per refresh interval.
 """
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,11 +39,16 @@ from queuekit.models import (
 from queuekit.rows import history_from_row, job_from_row, rate_limit_from_row
 from queuekit.types import HistoryRecord, Job, RateLimit
 from queuekit.web.cache import ResultCache
+from queuekit.web.paging import Page, keyset, keyset_by_time, page_of
 
 T = TypeVar("T")
 
 #: Counts stop here; a larger set shows as "10,000+".
 COUNT_CAP = 10_000
+#: The Tasks page's per-task counts stop here (it shows three per task).
+TASK_COUNT_CAP = 1_000
+#: Most attempts one chart reads; a busier window is drawn from its newest attempts.
+CHART_ROWS = 100_000
 #: Rows per list page.
 PAGE_SIZE = 50
 #: Longest a dashboard statement may run (milliseconds) before the server cancels it.
@@ -74,12 +80,14 @@ class Count:
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a keyset list: the rows, newest first, and the cursors around them."""
+class Chart:
+    """The buckets of a window and how many attempts they count; ``since`` is
+    set when the window held more than :data:`CHART_ROWS` attempts and only
+    those started since then were read."""
 
-    rows: list[T]
-    older: uuid.UUID | None
-    newer: uuid.UUID | None
+    buckets: list[Bucket]
+    read: int
+    since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -106,9 +114,15 @@ def state_condition(state: str, now: ColumnElement[datetime]) -> list[ColumnElem
     raise ValueError(f"unknown job state {state!r}; choose one of {', '.join(JOB_STATES)}")
 
 
-def capped(condition: Sequence[ColumnElement[bool]], label: str) -> Select[Any]:
-    """``label`` and the number of matching jobs, counting at most one past the cap."""
-    inner = select(literal(1).label("one")).where(*condition).limit(COUNT_CAP + 1).subquery()
+def capped(
+    condition: Sequence[ColumnElement[bool]], label: str, cap: int | None = None
+) -> Select[Any]:
+    """``label`` and the number of matching jobs, counting at most one past the cap
+    (:data:`COUNT_CAP` unless given)."""
+    cap = COUNT_CAP if cap is None else cap
+    inner = (
+        select(literal(1).label("one")).select_from(jobs).where(*condition).limit(cap + 1)
+    ).subquery()
     return select(
         literal(label).label("label"), select(func.count()).select_from(inner).scalar_subquery()
     )
@@ -152,17 +166,21 @@ class Queries:
         return self.read(("now",), work)
 
     def counts(
-        self, key: Any, labelled: Mapping[str, Sequence[ColumnElement[bool]]]
+        self,
+        key: Any,
+        labelled: Mapping[str, Sequence[ColumnElement[bool]]],
+        cap: int | None = None,
     ) -> dict[str, Count]:
         """Capped counts of several job sets in one statement, cached under ``key``."""
         if not labelled:
             return {}
+        cap = COUNT_CAP if cap is None else cap
 
         def work(conn: Connection) -> dict[str, Count]:
-            statement = union_all(*(capped(where, label) for label, where in labelled.items()))
+            statement = union_all(*(capped(where, label, cap) for label, where in labelled.items()))
             found = {label: int(n) for label, n in self.run(conn, statement)}
             return {
-                label: Count(min(found.get(label, 0), COUNT_CAP), found.get(label, 0) > COUNT_CAP)
+                label: Count(min(found.get(label, 0), cap), found.get(label, 0) > cap)
                 for label in labelled
             }
 
@@ -201,11 +219,29 @@ class Queries:
         after: uuid.UUID | None,
         limit: int = PAGE_SIZE,
     ) -> Page[Job]:
-        """A page of jobs, newest first, by keyset on the id."""
+        """A page of jobs, newest first, by keyset on the id.
+
+        A filter matching more than :data:`COUNT_CAP` jobs reads jobs in id
+        order (the primary key, or ``(task_identifier, id)``) until the page is
+        full, which takes few rows when matches are common. A filter matching
+        fewer reads all its matches through the index that finds them (a
+        state's partial index, a queue's, a task's) and sorts at most
+        :data:`COUNT_CAP` of them, instead of walking ids past rare matches.
+        """
         where = self.job_filter(state=state, task=task, queue=queue, flag=flag)
 
         def work(conn: Connection) -> Page[Job]:
-            rows = self.run(conn, keyset(select(jobs), jobs.c.id, where, before, after, limit))
+            statement = keyset(select(jobs), jobs.c.id, where, before, after, limit)
+            if where and int(self.run(conn, capped(where, "matching")).one()[1]) <= COUNT_CAP:
+                matching = (
+                    select(jobs.c.id.label("id")).where(*where).limit(COUNT_CAP + 1).subquery()
+                )
+                # An alias outside, so that the filter's correlated subqueries
+                # (SQLite's json_each of the flags) name the inner table alone.
+                shown = jobs.alias("shown")
+                found = select(shown).join(matching, matching.c.id == shown.c.id)
+                statement = keyset(found, shown.c.id, [], before, after, limit)
+            rows = self.run(conn, statement)
             return page_of([job_from_row(row) for row in rows], before, after, limit)
 
         return self.read(("jobs", state, task, queue, flag, before, after, limit), work)
@@ -265,7 +301,12 @@ class Queries:
         before: uuid.UUID | None,
         after: uuid.UUID | None,
     ) -> Page[HistoryRecord]:
-        """A page of attempts started inside the window, newest first, by keyset on the id."""
+        """A page of attempts started inside the window, newest first.
+
+        History ids are random (an attempt's id is its claim id), so the
+        keyset is ``(started_at, id)``, which the ``started_at`` indexes serve
+        in order; the cursor stays the row's id.
+        """
         span = WINDOWS[window][0]
         dialect = self.manager.dialect
         where: list[ColumnElement[bool]] = [
@@ -278,53 +319,58 @@ class Queries:
             where.append(job_history.c.task_identifier == task)
 
         def work(conn: Connection) -> Page[HistoryRecord]:
-            statement = keyset(
-                select(job_history), job_history.c.id, where, before, after, PAGE_SIZE
-            )
+            statement = keyset_by_time(select(job_history), where, before, after, PAGE_SIZE)
             rows = [history_from_row(row) for row in self.run(conn, statement)]
             return page_of(rows, before, after, PAGE_SIZE)
 
         return self.read(("history", window, status, task, before, after), work)
 
-    def chart(self, window: str) -> list[Bucket]:
-        """Attempts per bucket over the window, from history (one grouped statement)."""
+    def chart(self, window: str) -> Chart:
+        """Attempts per bucket over the window, from history (one grouped statement).
+
+        It reads the newest :data:`CHART_ROWS` attempts of the window at most,
+        from an index that covers every column it needs.
+        """
         span, width = WINDOWS[window]
         dialect = self.manager.dialect
         width_ms = int(width.total_seconds() * 1000)
         count = int(span / width)
 
-        def work(conn: Connection) -> list[Bucket]:
+        def work(conn: Connection) -> Chart:
             now = self.run(conn, select(dialect.now())).scalar_one()
             # Buckets end at the next bucket boundary after now, so they do not shift
             # on every refresh.
             epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
             end = epoch + (now - epoch) // width * width + width
             start = end - count * width
-            bucket = (
-                dialect.ms_between(
-                    literal(start, job_history.c.started_at.type), job_history.c.started_at
-                )
-                // width_ms
-            )
             inner = (
                 select(
-                    bucket.label("bucket"),
+                    job_history.c.started_at,
                     job_history.c.status,
                     job_history.c.queue_time_ms,
                     job_history.c.execution_time_ms,
                 )
                 .where(job_history.c.started_at >= start, job_history.c.status != "started")
+                .order_by(job_history.c.started_at.desc())
+                .limit(CHART_ROWS)
                 .subquery()
             )
+            origin = literal(start, job_history.c.started_at.type)
+            bucket = dialect.ms_between(origin, inner.c.started_at) // width_ms
+            rows = select(bucket.label("bucket"), *inner.c).subquery()
             statement = select(
-                inner.c.bucket,
-                inner.c.status,
+                rows.c.bucket,
+                rows.c.status,
                 func.count(),
-                func.sum(inner.c.queue_time_ms),
-                func.sum(inner.c.execution_time_ms),
-            ).group_by(inner.c.bucket, inner.c.status)
+                func.sum(rows.c.queue_time_ms),
+                func.sum(rows.c.execution_time_ms),
+                func.min(rows.c.started_at),
+            ).group_by(rows.c.bucket, rows.c.status)
             sums: dict[int, list[float]] = {}
-            for index, status, n, queue_ms, run_ms in self.run(conn, statement):
+            read, earliest = 0, None
+            for index, status, n, queue_ms, run_ms, first in self.run(conn, statement):
+                read += n
+                earliest = first if earliest is None else min(earliest, first)
                 slot = sums.setdefault(int(index), [0, 0, 0, 0, 0])
                 slot[0 if status == "completed" else 1] += n
                 slot[2] += float(queue_ms or 0)
@@ -342,7 +388,7 @@ class Queries:
                         r / n if n else None,
                     )
                 )
-            return buckets
+            return Chart(buckets, read, earliest if read >= CHART_ROWS else None)
 
         return self.read(("chart", window), work)
 
@@ -405,7 +451,9 @@ class Queries:
             for index, row in enumerate(found)
             for state in ("waiting", "running", "exhausted")
         }
-        counts = self.counts(("tasks", *(row["identifier"] for row in found)), wanted)
+        counts = self.counts(
+            ("tasks", *(row["identifier"] for row in found)), wanted, TASK_COUNT_CAP
+        )
         return [
             {
                 **row,
@@ -416,35 +464,3 @@ class Queries:
             }
             for index, row in enumerate(found)
         ]
-
-
-def keyset(
-    statement: Select[Any],
-    id_column: Any,
-    where: Sequence[ColumnElement[bool]],
-    before: uuid.UUID | None,
-    after: uuid.UUID | None,
-    limit: int,
-) -> Select[Any]:
-    """``statement`` limited to one page around a cursor, one row more to see if more exist."""
-    if after is not None:
-        return statement.where(*where, id_column > after).order_by(id_column.asc()).limit(limit + 1)
-    if before is not None:
-        where = [*where, id_column < before]
-    return statement.where(*where).order_by(id_column.desc()).limit(limit + 1)
-
-
-def page_of(
-    rows: list[Any], before: uuid.UUID | None, after: uuid.UUID | None, limit: int
-) -> Page[Any]:
-    """Turn the ``limit + 1`` rows of :func:`keyset` into a page with its cursors."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if after is not None:
-        rows.reverse()
-        older = rows[-1].id if rows else None
-        newer = rows[0].id if rows and more else None
-        return Page(rows, older, newer)
-    older = rows[-1].id if rows and more else None
-    newer = rows[0].id if rows and before is not None else None
-    return Page(rows, older, newer)
