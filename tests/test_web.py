@@ -320,7 +320,9 @@ def test_charts_come_from_history(clean_manager: JobManager) -> None:
 def test_a_busy_window_charts_its_newest_attempts(
     clean_manager: JobManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries, "CHART_ROWS", 2)
+    from queuekit.web import history_chart
+
+    monkeypatch.setattr(history_chart, "CHART_ROWS", 2)
     for _ in range(3):
         clean_manager.add_job("ok.task", {})
     done = clean_manager.get_jobs("w2", batch_size=3)

@@ -29,7 +29,8 @@ from tests.conftest import create_database_url
 from tests.web_helpers import Client
 from tests.web_scale import load
 
-pytestmark = pytest.mark.slow
+#: The load takes 2-3 minutes on a quiet 2-core machine, several more on a busy one.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 HISTORY = int(os.environ.get("QUEUEKIT_SCALE_HISTORY", 10_000_000))
 JOBS = int(os.environ.get("QUEUEKIT_SCALE_JOBS", 1_000_000))

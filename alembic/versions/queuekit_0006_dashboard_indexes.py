@@ -20,7 +20,10 @@ Create Date: 2026-12-02
 
 Downgrading drops the three new indexes and puts back the single-column
 ``started_at`` index (the dashboard keeps working, slower on big tables).
-Rebuilding the ``started_at`` index reads the whole history table once.
+
+The builds run in the migration's transaction (so no ``CONCURRENTLY``): on
+PostgreSQL they hold off writes to the two tables while they run, about a
+minute for 10 million history rows on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Bounds: counts stop at :data:`COUNT_CAP` (shown as ``10,000+``), lists are
 keyset pages of :data:`PAGE_SIZE` (:mod:`queuekit.web.paging`, never OFFSET)
 read in the order of an index, history is read inside a time window, charts
-read at most :data:`CHART_ROWS` attempts, and every statement runs under a
-statement timeout. Results go through a :class:`ResultCache` so that all open
-tabs share one query per refresh interval.
+read a bounded number of attempts (:mod:`queuekit.web.history_chart`), and
+every statement runs under a statement timeout. Results go through a
+:class:`ResultCache` so that all open tabs share one query per refresh
+interval.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from queuekit.models import (
 from queuekit.rows import history_from_row, job_from_row, rate_limit_from_row
 from queuekit.types import HistoryRecord, Job, RateLimit
 from queuekit.web.cache import ResultCache
+from queuekit.web.history_chart import Chart, read_chart
 from queuekit.web.paging import Page, keyset, keyset_by_time, page_of
 
 T = TypeVar("T")
@@ -47,8 +49,6 @@ T = TypeVar("T")
 COUNT_CAP = 10_000
 #: The Tasks page's per-task counts stop here (it shows three per task).
 TASK_COUNT_CAP = 1_000
-#: Most attempts one chart reads; a busier window is drawn from its newest attempts.
-CHART_ROWS = 100_000
 #: Rows per list page.
 PAGE_SIZE = 50
 #: Longest a dashboard statement may run (milliseconds) before the server cancels it.
@@ -77,28 +77,6 @@ class Count:
 
     def __str__(self) -> str:
         return f"{self.value:,}+" if self.capped else f"{self.value:,}"
-
-
-@dataclass(frozen=True)
-class Chart:
-    """The buckets of a window and how many attempts they count; ``since`` is
-    set when the window held more than :data:`CHART_ROWS` attempts and only
-    those started since then were read."""
-
-    buckets: list[Bucket]
-    read: int
-    since: datetime | None
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """One chart bucket of history: attempts by outcome and mean queue and run time."""
-
-    start: datetime
-    completed: int
-    failed: int
-    mean_queue_ms: float | None
-    mean_run_ms: float | None
 
 
 def state_condition(state: str, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
@@ -326,71 +304,15 @@ class Queries:
         return self.read(("history", window, status, task, before, after), work)
 
     def chart(self, window: str) -> Chart:
-        """Attempts per bucket over the window, from history (one grouped statement).
-
-        It reads the newest :data:`CHART_ROWS` attempts of the window at most,
-        from an index that covers every column it needs.
-        """
+        """Attempts per bucket over the window, from history (one grouped statement)."""
         span, width = WINDOWS[window]
         dialect = self.manager.dialect
-        width_ms = int(width.total_seconds() * 1000)
-        count = int(span / width)
-
-        def work(conn: Connection) -> Chart:
-            now = self.run(conn, select(dialect.now())).scalar_one()
-            # Buckets end at the next bucket boundary after now, so they do not shift
-            # on every refresh.
-            epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
-            end = epoch + (now - epoch) // width * width + width
-            start = end - count * width
-            inner = (
-                select(
-                    job_history.c.started_at,
-                    job_history.c.status,
-                    job_history.c.queue_time_ms,
-                    job_history.c.execution_time_ms,
-                )
-                .where(job_history.c.started_at >= start, job_history.c.status != "started")
-                .order_by(job_history.c.started_at.desc())
-                .limit(CHART_ROWS)
-                .subquery()
-            )
-            origin = literal(start, job_history.c.started_at.type)
-            bucket = dialect.ms_between(origin, inner.c.started_at) // width_ms
-            rows = select(bucket.label("bucket"), *inner.c).subquery()
-            statement = select(
-                rows.c.bucket,
-                rows.c.status,
-                func.count(),
-                func.sum(rows.c.queue_time_ms),
-                func.sum(rows.c.execution_time_ms),
-                func.min(rows.c.started_at),
-            ).group_by(rows.c.bucket, rows.c.status)
-            sums: dict[int, list[float]] = {}
-            read, earliest = 0, None
-            for index, status, n, queue_ms, run_ms, first in self.run(conn, statement):
-                read += n
-                earliest = first if earliest is None else min(earliest, first)
-                slot = sums.setdefault(int(index), [0, 0, 0, 0, 0])
-                slot[0 if status == "completed" else 1] += n
-                slot[2] += float(queue_ms or 0)
-                slot[3] += float(run_ms or 0)
-                slot[4] += n
-            buckets = []
-            for index in range(count):
-                c, f, q, r, n = sums.get(index, [0, 0, 0, 0, 0])
-                buckets.append(
-                    Bucket(
-                        start + index * width,
-                        int(c),
-                        int(f),
-                        q / n if n else None,
-                        r / n if n else None,
-                    )
-                )
-            return Chart(buckets, read, earliest if read >= CHART_ROWS else None)
-
-        return self.read(("chart", window), work)
+        return self.read(
+            ("chart", window),
+            lambda conn: read_chart(
+                lambda statement: self.run(conn, statement), dialect, span, width
+            ),
+        )
 
     def queues(self) -> list[dict[str, Any]]:
         """Named queues with their lock, lock age and capped job count."""
@@ -430,7 +352,12 @@ class Queries:
         )
 
     def tasks(self) -> list[dict[str, Any]]:
-        """Task identifiers with their pause state and capped counts per job state."""
+        """Task identifiers with their pause state and capped counts per job state.
+
+        Waiting and exhausted jobs are counted per task from the indexes
+        leading with the task; running ones in one pass over the locked jobs
+        (few: as many as the workers run), grouped by task.
+        """
         from queuekit.models import task_identifiers
 
         columns = [
@@ -449,18 +376,43 @@ class Queries:
                 jobs.c.task_identifier == row["identifier"],
             ]
             for index, row in enumerate(found)
-            for state in ("waiting", "running", "exhausted")
+            for state in ("waiting", "exhausted")
         }
         counts = self.counts(
             ("tasks", *(row["identifier"] for row in found)), wanted, TASK_COUNT_CAP
         )
+        running = self.running_by_task()
         return [
             {
                 **row,
-                **{
-                    state: counts[f"{state}:{index}"]
-                    for state in ("waiting", "running", "exhausted")
-                },
+                "waiting": counts[f"waiting:{index}"],
+                "running": running.get(row["identifier"], Count(0, running_capped(running))),
+                "exhausted": counts[f"exhausted:{index}"],
             }
             for index, row in enumerate(found)
         ]
+
+    def running_by_task(self) -> dict[str, Count]:
+        """Running jobs per task, from at most :data:`COUNT_CAP` of them (then each
+        count is a lower bound, shown with a ``+``)."""
+
+        def work(conn: Connection) -> dict[str, Count]:
+            locked = (
+                select(jobs.c.task_identifier)
+                .where(job_status_is("locked"))
+                .limit(COUNT_CAP + 1)
+                .subquery()
+            )
+            statement = select(locked.c.task_identifier, func.count()).group_by(
+                locked.c.task_identifier
+            )
+            found = {task: int(n) for task, n in self.run(conn, statement)}
+            capped = sum(found.values()) > COUNT_CAP
+            return {task: Count(n, capped) for task, n in found.items()}
+
+        return self.read(("running by task",), work)
+
+
+def running_capped(running: Mapping[str, Count]) -> bool:
+    """Whether the running counts stopped at the cap (so a task without any is "0+")."""
+    return any(count.capped for count in running.values())
