@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 #: Counts stop here; a larger set shows as "10,000+".
 COUNT_CAP = 10_000
-#: The Tasks page's per-task counts stop here (it shows three per task).
+#: The Tasks page's per-task waiting and exhausted counts stop here (up to 200 tasks).
 TASK_COUNT_CAP = 1_000
 #: Rows per list page.
 PAGE_SIZE = 50
@@ -211,8 +211,12 @@ class Queries:
         def work(conn: Connection) -> Page[Job]:
             statement = keyset(select(jobs), jobs.c.id, where, before, after, limit)
             if where and int(self.run(conn, capped(where, "matching")).one()[1]) <= COUNT_CAP:
+                cursor = [jobs.c.id > after] if after else [jobs.c.id < before] if before else []
                 matching = (
-                    select(jobs.c.id.label("id")).where(*where).limit(COUNT_CAP + 1).subquery()
+                    select(jobs.c.id.label("id"))
+                    .where(*where, *cursor)
+                    .limit(COUNT_CAP + 1)
+                    .subquery()
                 )
                 # An alias outside, so that the filter's correlated subqueries
                 # (SQLite's json_each of the flags) name the inner table alone.
