@@ -29,7 +29,7 @@ from tests.conftest import create_database_url
 from tests.web_helpers import Client
 from tests.web_scale import load
 
-#: The load takes 2-3 minutes on a quiet 2-core machine, several more on a busy one.
+#: The load took 3-5 minutes on a shared 2-core machine busy with other work.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 HISTORY = int(os.environ.get("QUEUEKIT_SCALE_HISTORY", 10_000_000))
