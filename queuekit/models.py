@@ -236,6 +236,16 @@ class JobRow(Base):
             postgresql_where=_AVAILABLE,
             sqlite_where=_AVAILABLE,
         ),
+        # The dashboard's jobs list by task, newest first, and its per-task
+        # counts of waiting and scheduled jobs (see queuekit.web.queries).
+        Index("ix_queuekit_jobs_task_id", "task_identifier", "id"),
+        Index(
+            "ix_queuekit_jobs_task_run_at",
+            "task_identifier",
+            "run_at",
+            postgresql_where=_AVAILABLE,
+            sqlite_where=_AVAILABLE,
+        ),
     )
 
 
@@ -299,9 +309,19 @@ class JobHistoryRow(Base):
         CheckConstraint(_one_of("status", HISTORY_STATUSES), name="status"),
         Index("ix_queuekit_job_history_job_id", "job_id", "started_at"),
         Index("ix_queuekit_job_history_status_started_at", "status", "started_at"),
-        Index("ix_queuekit_job_history_started_at", "started_at"),
+        # Covers the dashboard's charts (read from the index alone); by
+        # started_at for everything else.
+        Index(
+            "ix_queuekit_job_history_started_at",
+            "started_at",
+            "status",
+            "queue_time_ms",
+            "execution_time_ms",
+        ),
         Index("ix_queuekit_job_history_expires_at", "expires_at"),
         Index("ix_queuekit_job_history_task_identifier", "task_identifier", "started_at"),
+        # The dashboard's history list filtered by task and status, newest first.
+        Index("ix_queuekit_job_history_task_status", "task_identifier", "status", "started_at"),
     )
 
 

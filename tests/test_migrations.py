@@ -92,7 +92,7 @@ def test_current_and_check(empty_engine: sa.Engine) -> None:
     with pytest.raises(SchemaNotMigratedError, match="queuekit db upgrade"):
         migrations.check(empty_engine)
     migrations.upgrade(empty_engine)
-    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0005"
+    assert migrations.current(empty_engine) == migrations.head() == "queuekit_0006"
     migrations.check(empty_engine)
 
 
@@ -343,3 +343,32 @@ def test_checking_the_schema_does_not_import_alembic(empty_url: str) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_dashboard_indexes_revision_downgrades_and_upgrades_with_jobs(
+    empty_engine: sa.Engine,
+) -> None:
+    from queuekit import JobManager
+
+    def indexes(table: str) -> dict[str, list[str]]:
+        found = sa.inspect(empty_engine).get_indexes(table)
+        return {str(index["name"]): list(index["column_names"]) for index in found}
+
+    migrations.upgrade(empty_engine)
+    manager = JobManager(empty_engine)
+    job = manager.add_job("mail", {})
+    migrations.downgrade(empty_engine, "queuekit_0005")
+    assert "ix_queuekit_jobs_task_id" not in indexes("queuekit_jobs")
+    assert "ix_queuekit_jobs_task_run_at" not in indexes("queuekit_jobs")
+    history = indexes("queuekit_job_history")
+    assert "ix_queuekit_job_history_task_status" not in history
+    assert history["ix_queuekit_job_history_started_at"] == ["started_at"]
+    migrations.upgrade(empty_engine)
+    assert indexes("queuekit_jobs")["ix_queuekit_jobs_task_id"] == ["task_identifier", "id"]
+    assert indexes("queuekit_job_history")["ix_queuekit_job_history_started_at"] == [
+        "started_at",
+        "status",
+        "queue_time_ms",
+        "execution_time_ms",
+    ]
+    assert [j.id for j in manager.list_jobs()] == [job.id]

@@ -166,6 +166,68 @@ def test_keyset_pages_cover_every_job_once(clean_manager: JobManager) -> None:
     assert _row_ids(back) == seen[50:100]
 
 
+def _walk(client: Client, path: str, rows: Any) -> tuple[list[str], str]:
+    """Follow the ``older`` links from ``path``: every row id seen, and the last page."""
+    seen: list[str] = []
+    while path:
+        text = client.get(path).text
+        seen += rows(text)
+        older = [link for link in _pager(text) if "before=" in link]
+        path = older[0].removeprefix(PREFIX).replace("&amp;", "&") if older else ""
+    return seen, text
+
+
+@pytest.mark.parametrize("cap", [5, queries.COUNT_CAP])
+def test_filtered_keyset_pages_cover_every_match_once(
+    clean_manager: JobManager, monkeypatch: pytest.MonkeyPatch, cap: int
+) -> None:
+    # Past the cap a filter reads jobs in id order; under it, its matches through
+    # their own index, sorted: both give the same pages.
+    monkeypatch.setattr(queries, "COUNT_CAP", cap)
+    from queuekit import JobSpec
+
+    specs = [JobSpec("other.task" if i % 3 else "bulk.task", {"i": i}) for i in range(200)]
+    ids = {job.id for job in clean_manager.add_jobs(specs) if job.task_identifier == "bulk.task"}
+    client = Client("wsgi", clean_manager, cache_ttl=0)
+    seen, last = _walk(client, "/jobs?state=waiting&task=bulk.task", _row_ids)
+    assert len(seen) == len(set(seen)) == len(ids) == 67
+    assert {uuid.UUID(i) for i in seen} == ids
+    assert seen == sorted(seen, reverse=True)
+    newer = [link for link in _pager(last) if "after=" in link]
+    back = client.get(newer[0].removeprefix(PREFIX).replace("&amp;", "&")).text
+    assert _row_ids(back) == seen[:50]
+
+
+def test_history_pages_go_newest_first_by_start(clean_manager: JobManager) -> None:
+    # Attempt ids are random claim ids: the order is the start time's, then the id's.
+    for _ in range(3):
+        clean_manager.add_jobs([_spec(i) for i in range(25)])
+        claimed = clean_manager.get_jobs("w", batch_size=25)
+        clean_manager.complete_jobs("w", claimed, 5)
+    client = Client("wsgi", clean_manager, cache_ttl=0)
+    seen, last = _walk(client, "/history?status=completed", _attempt_ids)
+    from queuekit.models import job_history
+
+    select_attempts = (
+        sa.select(job_history.c.id)
+        .where(job_history.c.status == "completed")
+        .order_by(job_history.c.started_at.desc(), job_history.c.id.desc())
+    )
+    with clean_manager.engine.connect() as conn:
+        expected = [str(row.id) for row in conn.execute(select_attempts)]
+    assert len(seen) == len(set(seen)) == 75
+    assert seen == expected
+    newer = [link for link in _pager(last) if "after=" in link]
+    back = client.get(newer[0].removeprefix(PREFIX).replace("&amp;", "&")).text
+    assert _attempt_ids(back) == seen[:50]
+
+
+def _attempt_ids(text: str) -> list[str]:
+    import re
+
+    return re.findall(r'<tr data-attempt-id="([0-9a-f-]+)">', text)
+
+
 def _row_ids(text: str) -> list[str]:
     import re
 
@@ -253,6 +315,22 @@ def test_charts_come_from_history(clean_manager: JobManager) -> None:
     assert '<span class="n" id="failed">1</span>' in text
     assert text.count('class="ok"><title>completed') >= 1
     assert '<svg class="chart"' in text
+
+
+def test_a_busy_window_charts_its_newest_attempts(
+    clean_manager: JobManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from queuekit.web import history_chart
+
+    monkeypatch.setattr(history_chart, "CHART_ROWS", 2)
+    for _ in range(3):
+        clean_manager.add_job("ok.task", {})
+    done = clean_manager.get_jobs("w2", batch_size=3)
+    clean_manager.complete_jobs("w2", done, 5)
+    text = Client("wsgi", clean_manager).get("/?window=1h").text
+    assert '<span class="n" id="completed">2</span>' in text
+    assert 'id="chart-since">A busy window' in text
+    assert "the newest 2 attempts" in text
 
 
 def test_open_tabs_share_one_query_per_refresh(clean_manager: JobManager) -> None:

@@ -1,7 +1,7 @@
 """Charts drawn on the server as SVG from history buckets: no JavaScript chart library.
 
 Each chart is a small inline SVG the templates embed; every number in it
-comes from :class:`queuekit.web.queries.Bucket` values, every text is escaped.
+comes from :class:`queuekit.web.history_chart.Bucket` values, every text is escaped.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from queuekit.web.queries import Bucket
+from queuekit.web.history_chart import Bucket
 
 WIDTH = 600
 HEIGHT = 120

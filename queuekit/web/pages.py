@@ -14,13 +14,15 @@ from queuekit.web.queries import DEFAULT_WINDOW, JOB_STATES, WINDOWS
 def overview(view: View) -> Response:
     """Counts by state, oldest waiting job, throughput, failures and wait time over a window."""
     window = chosen_window(view)
-    buckets = view.queries.chart(window)
+    chart = view.queries.chart(window)
+    buckets = chart.buckets
     return view.render(
         "overview.html",
         counts=view.queries.state_counts(),
         oldest=view.queries.oldest_waiting(),
         window=window,
         windows=list(WINDOWS),
+        chart=chart,
         completed=sum(b.completed for b in buckets),
         failed=sum(b.failed for b in buckets),
         throughput=Markup(charts.stacked_bars("attempts by outcome", buckets, charts.THROUGHPUT)),

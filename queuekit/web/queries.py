@@ -1,10 +1,12 @@
 """Every read the dashboard makes, each one bounded so a page stays fast at millions of rows.
 
 Bounds: counts stop at :data:`COUNT_CAP` (shown as ``10,000+``), lists are
-pages of :data:`PAGE_SIZE` by keyset on the time-ordered ids (never OFFSET),
-history is read inside a time window, and every statement runs under a
-statement timeout. Results go through a :class:`ResultCache` so that all open
-tabs share one query per refresh interval.
+keyset pages of :data:`PAGE_SIZE` (:mod:`queuekit.web.paging`, never OFFSET)
+read in the order of an index, history is read inside a time window, charts
+read a bounded number of attempts (:mod:`queuekit.web.history_chart`), and
+every statement runs under a statement timeout. Results go through a
+:class:`ResultCache` so that all open tabs share one query per refresh
+interval.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,11 +40,15 @@ from queuekit.models import (
 from queuekit.rows import history_from_row, job_from_row, rate_limit_from_row
 from queuekit.types import HistoryRecord, Job, RateLimit
 from queuekit.web.cache import ResultCache
+from queuekit.web.history_chart import Chart, read_chart
+from queuekit.web.paging import Page, keyset, keyset_by_time, page_of
 
 T = TypeVar("T")
 
 #: Counts stop here; a larger set shows as "10,000+".
 COUNT_CAP = 10_000
+#: The Tasks page's per-task waiting and exhausted counts stop here (up to 200 tasks).
+TASK_COUNT_CAP = 1_000
 #: Rows per list page.
 PAGE_SIZE = 50
 #: Longest a dashboard statement may run (milliseconds) before the server cancels it.
@@ -73,26 +79,6 @@ class Count:
         return f"{self.value:,}+" if self.capped else f"{self.value:,}"
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a keyset list: the rows, newest first, and the cursors around them."""
-
-    rows: list[T]
-    older: uuid.UUID | None
-    newer: uuid.UUID | None
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """One chart bucket of history: attempts by outcome and mean queue and run time."""
-
-    start: datetime
-    completed: int
-    failed: int
-    mean_queue_ms: float | None
-    mean_run_ms: float | None
-
-
 def state_condition(state: str, now: ColumnElement[datetime]) -> list[ColumnElement[bool]]:
     """The WHERE conditions of one dashboard job state."""
     if state == "waiting":
@@ -106,9 +92,15 @@ def state_condition(state: str, now: ColumnElement[datetime]) -> list[ColumnElem
     raise ValueError(f"unknown job state {state!r}; choose one of {', '.join(JOB_STATES)}")
 
 
-def capped(condition: Sequence[ColumnElement[bool]], label: str) -> Select[Any]:
-    """``label`` and the number of matching jobs, counting at most one past the cap."""
-    inner = select(literal(1).label("one")).where(*condition).limit(COUNT_CAP + 1).subquery()
+def capped(
+    condition: Sequence[ColumnElement[bool]], label: str, cap: int | None = None
+) -> Select[Any]:
+    """``label`` and the number of matching jobs, counting at most one past the cap
+    (:data:`COUNT_CAP` unless given)."""
+    cap = COUNT_CAP if cap is None else cap
+    inner = (
+        select(literal(1).label("one")).select_from(jobs).where(*condition).limit(cap + 1)
+    ).subquery()
     return select(
         literal(label).label("label"), select(func.count()).select_from(inner).scalar_subquery()
     )
@@ -152,17 +144,21 @@ class Queries:
         return self.read(("now",), work)
 
     def counts(
-        self, key: Any, labelled: Mapping[str, Sequence[ColumnElement[bool]]]
+        self,
+        key: Any,
+        labelled: Mapping[str, Sequence[ColumnElement[bool]]],
+        cap: int | None = None,
     ) -> dict[str, Count]:
         """Capped counts of several job sets in one statement, cached under ``key``."""
         if not labelled:
             return {}
+        cap = COUNT_CAP if cap is None else cap
 
         def work(conn: Connection) -> dict[str, Count]:
-            statement = union_all(*(capped(where, label) for label, where in labelled.items()))
+            statement = union_all(*(capped(where, label, cap) for label, where in labelled.items()))
             found = {label: int(n) for label, n in self.run(conn, statement)}
             return {
-                label: Count(min(found.get(label, 0), COUNT_CAP), found.get(label, 0) > COUNT_CAP)
+                label: Count(min(found.get(label, 0), cap), found.get(label, 0) > cap)
                 for label in labelled
             }
 
@@ -201,11 +197,33 @@ class Queries:
         after: uuid.UUID | None,
         limit: int = PAGE_SIZE,
     ) -> Page[Job]:
-        """A page of jobs, newest first, by keyset on the id."""
+        """A page of jobs, newest first, by keyset on the id.
+
+        A filter matching more than :data:`COUNT_CAP` jobs reads jobs in id
+        order (the primary key, or ``(task_identifier, id)``) until the page is
+        full, which takes few rows when matches are common. A filter matching
+        fewer reads all its matches through the index that finds them (a
+        state's partial index, a queue's, a task's) and sorts at most
+        :data:`COUNT_CAP` of them, instead of walking ids past rare matches.
+        """
         where = self.job_filter(state=state, task=task, queue=queue, flag=flag)
 
         def work(conn: Connection) -> Page[Job]:
-            rows = self.run(conn, keyset(select(jobs), jobs.c.id, where, before, after, limit))
+            statement = keyset(select(jobs), jobs.c.id, where, before, after, limit)
+            if where and int(self.run(conn, capped(where, "matching")).one()[1]) <= COUNT_CAP:
+                cursor = [jobs.c.id > after] if after else [jobs.c.id < before] if before else []
+                matching = (
+                    select(jobs.c.id.label("id"))
+                    .where(*where, *cursor)
+                    .limit(COUNT_CAP + 1)
+                    .subquery()
+                )
+                # An alias outside, so that the filter's correlated subqueries
+                # (SQLite's json_each of the flags) name the inner table alone.
+                shown = jobs.alias("shown")
+                found = select(shown).join(matching, matching.c.id == shown.c.id)
+                statement = keyset(found, shown.c.id, [], before, after, limit)
+            rows = self.run(conn, statement)
             return page_of([job_from_row(row) for row in rows], before, after, limit)
 
         return self.read(("jobs", state, task, queue, flag, before, after, limit), work)
@@ -265,7 +283,12 @@ class Queries:
         before: uuid.UUID | None,
         after: uuid.UUID | None,
     ) -> Page[HistoryRecord]:
-        """A page of attempts started inside the window, newest first, by keyset on the id."""
+        """A page of attempts started inside the window, newest first.
+
+        History ids are random (an attempt's id is its claim id), so the
+        keyset is ``(started_at, id)``, which the ``started_at`` indexes serve
+        in order; the cursor stays the row's id.
+        """
         span = WINDOWS[window][0]
         dialect = self.manager.dialect
         where: list[ColumnElement[bool]] = [
@@ -278,73 +301,22 @@ class Queries:
             where.append(job_history.c.task_identifier == task)
 
         def work(conn: Connection) -> Page[HistoryRecord]:
-            statement = keyset(
-                select(job_history), job_history.c.id, where, before, after, PAGE_SIZE
-            )
+            statement = keyset_by_time(select(job_history), where, before, after, PAGE_SIZE)
             rows = [history_from_row(row) for row in self.run(conn, statement)]
             return page_of(rows, before, after, PAGE_SIZE)
 
         return self.read(("history", window, status, task, before, after), work)
 
-    def chart(self, window: str) -> list[Bucket]:
+    def chart(self, window: str) -> Chart:
         """Attempts per bucket over the window, from history (one grouped statement)."""
         span, width = WINDOWS[window]
         dialect = self.manager.dialect
-        width_ms = int(width.total_seconds() * 1000)
-        count = int(span / width)
-
-        def work(conn: Connection) -> list[Bucket]:
-            now = self.run(conn, select(dialect.now())).scalar_one()
-            # Buckets end at the next bucket boundary after now, so they do not shift
-            # on every refresh.
-            epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
-            end = epoch + (now - epoch) // width * width + width
-            start = end - count * width
-            bucket = (
-                dialect.ms_between(
-                    literal(start, job_history.c.started_at.type), job_history.c.started_at
-                )
-                // width_ms
-            )
-            inner = (
-                select(
-                    bucket.label("bucket"),
-                    job_history.c.status,
-                    job_history.c.queue_time_ms,
-                    job_history.c.execution_time_ms,
-                )
-                .where(job_history.c.started_at >= start, job_history.c.status != "started")
-                .subquery()
-            )
-            statement = select(
-                inner.c.bucket,
-                inner.c.status,
-                func.count(),
-                func.sum(inner.c.queue_time_ms),
-                func.sum(inner.c.execution_time_ms),
-            ).group_by(inner.c.bucket, inner.c.status)
-            sums: dict[int, list[float]] = {}
-            for index, status, n, queue_ms, run_ms in self.run(conn, statement):
-                slot = sums.setdefault(int(index), [0, 0, 0, 0, 0])
-                slot[0 if status == "completed" else 1] += n
-                slot[2] += float(queue_ms or 0)
-                slot[3] += float(run_ms or 0)
-                slot[4] += n
-            buckets = []
-            for index in range(count):
-                c, f, q, r, n = sums.get(index, [0, 0, 0, 0, 0])
-                buckets.append(
-                    Bucket(
-                        start + index * width,
-                        int(c),
-                        int(f),
-                        q / n if n else None,
-                        r / n if n else None,
-                    )
-                )
-            return buckets
-
-        return self.read(("chart", window), work)
+        return self.read(
+            ("chart", window),
+            lambda conn: read_chart(
+                lambda statement: self.run(conn, statement), dialect, span, width
+            ),
+        )
 
     def queues(self) -> list[dict[str, Any]]:
         """Named queues with their lock, lock age and capped job count."""
@@ -384,7 +356,12 @@ class Queries:
         )
 
     def tasks(self) -> list[dict[str, Any]]:
-        """Task identifiers with their pause state and capped counts per job state."""
+        """Task identifiers with their pause state and capped counts per job state.
+
+        Waiting and exhausted jobs are counted per task from the indexes
+        leading with the task; running ones in one pass over the locked jobs
+        (few: as many as the workers run), grouped by task.
+        """
         from queuekit.models import task_identifiers
 
         columns = [
@@ -403,48 +380,43 @@ class Queries:
                 jobs.c.task_identifier == row["identifier"],
             ]
             for index, row in enumerate(found)
-            for state in ("waiting", "running", "exhausted")
+            for state in ("waiting", "exhausted")
         }
-        counts = self.counts(("tasks", *(row["identifier"] for row in found)), wanted)
+        counts = self.counts(
+            ("tasks", *(row["identifier"] for row in found)), wanted, TASK_COUNT_CAP
+        )
+        running = self.running_by_task()
         return [
             {
                 **row,
-                **{
-                    state: counts[f"{state}:{index}"]
-                    for state in ("waiting", "running", "exhausted")
-                },
+                "waiting": counts[f"waiting:{index}"],
+                "running": running.get(row["identifier"], Count(0, running_capped(running))),
+                "exhausted": counts[f"exhausted:{index}"],
             }
             for index, row in enumerate(found)
         ]
 
+    def running_by_task(self) -> dict[str, Count]:
+        """Running jobs per task, from at most :data:`COUNT_CAP` of them (then each
+        count is a lower bound, shown with a ``+``)."""
 
-def keyset(
-    statement: Select[Any],
-    id_column: Any,
-    where: Sequence[ColumnElement[bool]],
-    before: uuid.UUID | None,
-    after: uuid.UUID | None,
-    limit: int,
-) -> Select[Any]:
-    """``statement`` limited to one page around a cursor, one row more to see if more exist."""
-    if after is not None:
-        return statement.where(*where, id_column > after).order_by(id_column.asc()).limit(limit + 1)
-    if before is not None:
-        where = [*where, id_column < before]
-    return statement.where(*where).order_by(id_column.desc()).limit(limit + 1)
+        def work(conn: Connection) -> dict[str, Count]:
+            locked = (
+                select(jobs.c.task_identifier)
+                .where(job_status_is("locked"))
+                .limit(COUNT_CAP + 1)
+                .subquery()
+            )
+            statement = select(locked.c.task_identifier, func.count()).group_by(
+                locked.c.task_identifier
+            )
+            found = {task: int(n) for task, n in self.run(conn, statement)}
+            capped = sum(found.values()) > COUNT_CAP
+            return {task: Count(n, capped) for task, n in found.items()}
+
+        return self.read(("running by task",), work)
 
 
-def page_of(
-    rows: list[Any], before: uuid.UUID | None, after: uuid.UUID | None, limit: int
-) -> Page[Any]:
-    """Turn the ``limit + 1`` rows of :func:`keyset` into a page with its cursors."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if after is not None:
-        rows.reverse()
-        older = rows[-1].id if rows else None
-        newer = rows[0].id if rows and more else None
-        return Page(rows, older, newer)
-    older = rows[-1].id if rows and more else None
-    newer = rows[0].id if rows and before is not None else None
-    return Page(rows, older, newer)
+def running_capped(running: Mapping[str, Count]) -> bool:
+    """Whether the running counts stopped at the cap (so a task without any is "0+")."""
+    return any(count.capped for count in running.values())
