@@ -98,16 +98,20 @@ class Claim(RepositoryBase):
             if max_queued is not None and len(taken_queues) >= max_queued:
                 plain = jobs.c.queue_name.is_(None)
                 further = plain if further is None else and_(further, plain)
-            if first is not None:  # the first round's candidates, locked already
+            if first is not None:  # the first round's candidates and free queues, locked
                 candidates, first = first, None
+                free: set[str] | None = {c.queue_name for c in candidates if c.queue_free}
+                self.ensure_queues(conn, {c.queue_name for c in candidates if c.queue_missing})
             else:
                 candidates = self._claim_candidates(
                     conn, task_identifiers, forbidden_flags, wanted, further
                 )
+                free = None
             seen += [c.id for c in candidates]
             new_queues = {c.queue_name for c in candidates if c.queue_name is not None}
             new_queues -= free_queues | closed_queues
-            free = self._lock_free_queues(conn, sorted(new_queues))
+            if free is None:
+                free = self._lock_free_queues(conn, sorted(new_queues))
             free_queues |= free
             closed_queues |= new_queues - free
             new_keys = {c.rate_limit_key for c in candidates if c.rate_limit_key is not None}
@@ -161,8 +165,11 @@ class Claim(RepositoryBase):
         queue or a rate-limit key: those need a queue or bucket row locked
         first, in the rounds of :meth:`claim_jobs`. Then the answer is the
         candidates (with NULL in the other columns), in claim order and
-        still row-locked by this transaction: that first round needs no
-        statement of its own. The limit, worker id and history retention are
+        still row-locked by this transaction, each with ``queue_free`` (its
+        named queue's row is free and now row-locked here, as
+        :meth:`_lock_free_queues` does) and ``queue_missing`` (the queue has
+        no row): that first round needs no statement of its own, nor one to
+        lock its queues. The limit, worker id and history retention are
         bind parameters (``claim_limit``, ``claim_worker``,
         ``claim_retention_ms``), so a worker builds this once, not per claim.
         """
@@ -192,12 +199,29 @@ class Claim(RepositoryBase):
             .values(self._claim_values(worker, None))
         )
         locked = statement.returning(*jobs.c).cte("locked")
-        # The locked jobs, or else the candidates (other columns NULL); UNION ALL,
-        # as a join of the two CTEs would be planned as a nested loop.
+        # The candidates' named queues that nobody holds, row-locked (SKIP LOCKED,
+        # ``locked_at`` re-checked) as :meth:`_lock_free_queues` would, in this
+        # round trip; run only when the candidates are answered (some are special).
+        free = (
+            select(job_queues.c.queue_name)
+            .where(
+                job_queues.c.queue_name.in_(select(found.c.queue_name)),
+                job_queues.c.locked_at.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+            .cte("free_queues")
+        )
+        present = exists().where(job_queues.c.queue_name == found.c.queue_name)
+        # The locked jobs, or else the candidates (other columns NULL) with their
+        # queue's state; UNION ALL, as a join of the two CTEs would be planned as
+        # a nested loop.
         unlocked = select(
-            *(found.c[c.name] if c.name in found.c else null().label(c.name) for c in jobs.c)
+            *(found.c[c.name] if c.name in found.c else null().label(c.name) for c in jobs.c),
+            found.c.queue_name.in_(select(free.c.queue_name)).label("queue_free"),
+            and_(found.c.queue_name.is_not(None), ~present).label("queue_missing"),
         ).where(exists(special))
-        both = union_all(select(locked), unlocked).subquery("claimed")
+        nothing = null().label("queue_free"), null().label("queue_missing")
+        both = union_all(select(locked, *nothing), unlocked).subquery("claimed")
         retention = bindparam("claim_retention_ms", type_=BigInteger())
         answer = (
             select(both)
