@@ -426,3 +426,55 @@ def test_a_hand_off_also_claims_what_the_worker_wants_besides(manager: JobManage
     ]
     assert manager.get_job(plain[2].id).locked_at is None  # type: ignore[union-attr]
     assert {h.status for j in claimed for h in manager.job_history(j.id)} == {"started"}
+
+
+def test_a_claim_cut_short_by_the_queue_cap_claims_again_when_a_plain_job_frees_its_slot(
+    manager: JobManager,
+) -> None:
+    # One slot and a prefetch of one: while the second plain job runs, the
+    # worker claims for its prefetch only, with no slot to start a queued job
+    # in (max_queued 0), and comes back short. The queued job is claimable as
+    # soon as that plain job's slot frees; with an hour's poll and nothing to
+    # notify, only the freed slot can send the worker to claim it.
+    gates = {0: threading.Event(), 1: threading.Event()}
+    ran: list[str] = []
+
+    def step(payload: dict[str, Any], ctx: Any) -> None:
+        ran.append(payload["name"])
+        gate = gates.get(payload.get("gate", -1))
+        if gate is not None:
+            assert gate.wait(DEADLINE)
+
+    manager.add_jobs(
+        [
+            JobSpec("step", {"name": "plain-1", "gate": 0}, priority=0),
+            JobSpec("step", {"name": "plain-2", "gate": 1}, priority=1),
+            JobSpec("step", {"name": "queued"}, priority=2, queue_name="serial"),
+        ]
+    )
+    worker = Worker(
+        manager,
+        {"step": step},
+        concurrency=1,
+        prefetch=1,
+        maintenance=False,
+        poll_interval="1 hour",
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while ran != ["plain-1"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gates[0].set()
+        while ran != ["plain-1", "plain-2"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the prefetch claim, short, is made while plain-2 runs
+        gates[1].set()
+        while manager.list_jobs(limit=10) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        gates[0].set()
+        gates[1].set()
+        worker.stop()
+    assert ran == ["plain-1", "plain-2", "queued"]
+    assert manager.list_jobs(limit=10) == []
