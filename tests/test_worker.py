@@ -397,26 +397,27 @@ def test_heartbeats_keep_a_running_job_through_lock_resets(manager: JobManager) 
         assert ctx.heartbeat() is True
         done.wait(PATIENCE)
 
-    # Locks older than 2.5 s count as expired; the worker refreshes them every 0.5 s
-    # (and would fence itself only after 1.9 s without a refresh).
+    # Locks older than 5 s count as expired; the worker refreshes them every 1 s
+    # (and would fence itself only after 3.75 s without a refresh): wide enough
+    # margins for a loaded machine, whose threads may wait seconds for a core.
     worker = quiet_worker(
-        manager, {"long": long}, lock_timeout="2.5 seconds", task_identifiers=["long"]
+        manager, {"long": long}, lock_timeout="5 seconds", task_identifiers=["long"]
     )
     worker.start()
     try:
         assert started.wait(PATIENCE)
         stolen = 0
-        for _ in range(8):
+        for _ in range(14):  # 5.6 s of resets: longer than the lock timeout
             time.sleep(0.4)
-            stolen += manager.reset_locked_jobs(lock_timeout="2.5 seconds")
+            stolen += manager.reset_locked_jobs(lock_timeout="5 seconds")
         # A job claimed without heartbeats for as long is taken back: it is added
-        # and claimed on a database clock 2.8 s behind, as if silent since then.
+        # and claimed on a database clock 5.5 s behind, as if silent since then.
         behind = JobManager(manager.engine)
-        movable_clock(behind).rewind(timedelta(seconds=2.8))
+        movable_clock(behind).rewind(timedelta(seconds=5.5))
         silent = behind.add_job("silent", {})
         claimed = behind.get_jobs("silent-worker", task_identifiers=["silent"])
         assert [c.id for c in claimed] == [silent.id]
-        assert manager.reset_locked_jobs(lock_timeout="2.5 seconds") == 1
+        assert manager.reset_locked_jobs(lock_timeout="5 seconds") == 1
     finally:
         done.set()
         worker.stop()
