@@ -19,9 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from conformance import fresh_database, row_counts
+from races import Race
 
 from queuekit import JobManager, JobSpec
-from queuekit.models import job_history, jobs, rate_limits
+from queuekit.models import job_history, rate_limits
 
 JOBS = 2000
 QUEUES = 20
@@ -41,42 +42,20 @@ def _specs() -> list[JobSpec]:
     return specs
 
 
-class Race:
-    """Shared bookkeeping of one race; every thread reports what it saw."""
+class ClaimRace(Race):
+    """One race of claimers; also counts the rate-limited jobs claimed."""
 
     def __init__(self, engine: sa.Engine, expected: int) -> None:
-        self.engine = engine
-        self.expected = expected
-        self.claimed: list[uuid.UUID] = []
+        super().__init__(engine, expected)
         self.keyed_claims = 0
-        self.errors: list[BaseException] = []
-        self.double_locked: list[Any] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
 
     def record(self, claimed: list[Any]) -> None:
         with self.lock:
-            self.claimed += [job.id for job in claimed]
             self.keyed_claims += sum(1 for job in claimed if job.rate_limit_key is not None)
-            if len(self.claimed) >= self.expected:
-                self.done.set()
-
-    def check_queues(self) -> None:
-        """No committed state ever shows two locked jobs in one named queue."""
-        statement = (
-            sa.select(jobs.c.queue_name, sa.func.count())
-            .where(jobs.c.locked_at.is_not(None), jobs.c.queue_name.is_not(None))
-            .group_by(jobs.c.queue_name)
-            .having(sa.func.count() > 1)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(statement).all()
-        if rows:
-            with self.lock:
-                self.double_locked += rows
+            self.add_claimed(claimed)
 
 
-def _claimer(race: Race, index: int) -> None:
+def _claimer(race: ClaimRace, index: int) -> None:
     manager = JobManager(race.engine)
     worker = f"racer-{index}"
     rng = random.Random(index)
@@ -96,8 +75,8 @@ def _claimer(race: Race, index: int) -> None:
         race.done.set()
 
 
-def _run_race(engine: sa.Engine, threads: int, expected: int) -> Race:
-    race = Race(engine, expected)
+def _run_race(engine: sa.Engine, threads: int, expected: int) -> ClaimRace:
+    race = ClaimRace(engine, expected)
     workers = [threading.Thread(target=_claimer, args=(race, i)) for i in range(threads)]
     for worker in workers:
         worker.start()

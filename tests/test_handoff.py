@@ -14,16 +14,16 @@ import itertools
 import random
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from conformance import counting, fresh_database
+from races import Race
 
 from queuekit import JobManager, JobSpec
-from queuekit.models import job_history, job_queues, jobs
+from queuekit.models import job_history, job_queues
 from queuekit.repository import Outcome
 from queuekit.types import Job
 from queuekit.worker import Worker
@@ -168,43 +168,21 @@ def test_an_outcome_the_worker_no_longer_owns_hands_nothing_off(manager: JobMana
     assert [j.id for j in manager.get_jobs(W2, batch_size=5)] == [claimed.id]
 
 
-class Race:
-    """What racing settlers saw: every job handed or claimed, double locks, errors."""
+class HandoffRace(Race):
+    """Racing settlers; also counts the jobs that came by hand-off."""
 
     def __init__(self, engine: sa.Engine, expected: int) -> None:
-        self.engine = engine
-        self.expected = expected
-        self.claimed: list[uuid.UUID] = []
+        super().__init__(engine, expected)
         self.handed = 0
-        self.double_locked: list[Any] = []
-        self.errors: list[BaseException] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
 
     def record(self, claimed: list[Job], *, handed: bool) -> None:
         with self.lock:
-            self.claimed += [job.id for job in claimed]
             if handed:
                 self.handed += len(claimed)
-            if len(self.claimed) >= self.expected:
-                self.done.set()
-
-    def check_queues(self) -> None:
-        """No committed state ever shows two locked jobs in one named queue."""
-        statement = (
-            sa.select(jobs.c.queue_name, sa.func.count())
-            .where(jobs.c.locked_at.is_not(None), jobs.c.queue_name.is_not(None))
-            .group_by(jobs.c.queue_name)
-            .having(sa.func.count() > 1)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(statement).all()
-        if rows:
-            with self.lock:
-                self.double_locked += rows
+            self.add_claimed(claimed)
 
 
-def _settler(race: Race, index: int) -> None:
+def _settler(race: HandoffRace, index: int) -> None:
     """Claim a few jobs, then keep settling them and running what each settle hands off."""
     manager = JobManager(race.engine)
     worker = f"settler-{index}"
@@ -250,7 +228,7 @@ def _race(engine: sa.Engine, threads: int) -> None:
         for n in range(count)
     ]
     manager.add_jobs(specs)
-    race = Race(engine, count)
+    race = HandoffRace(engine, count)
     settlers = [threading.Thread(target=_settler, args=(race, i)) for i in range(threads)]
     for settler in settlers:
         settler.start()
