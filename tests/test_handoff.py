@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from conformance import counting, fresh_database
+from conformance import counting, fresh_database, notifications
 from races import Race
 
 from queuekit import JobManager, JobSpec
@@ -354,25 +354,15 @@ def test_a_hand_off_wakes_other_workers_only_for_a_queue_it_did_not_take(
 def _wakes_only_for_a_queue_not_taken(manager: JobManager) -> None:
     queued = manager.add_jobs([JobSpec("t", {"n": n}, queue_name="serial") for n in range(3)])
     [claimed] = manager.get_jobs(W1, batch_size=1)
-    raw = manager.engine.raw_connection()
-    try:
-        listening: Any = raw.dbapi_connection
-        listening.autocommit = True
-        listening.execute("LISTEN queuekit_jobs")
-
-        def delivered() -> int:
-            return len(list(listening.notifies(timeout=0.5)))
-
+    with notifications(manager.engine) as delivered:
         _, [handed] = settle(manager, W1, [claimed])
         assert handed.id == queued[1].id
-        assert delivered() == 0  # the queue was taken again at once: nobody to wake
+        assert len(delivered()) == 0  # the queue was taken again at once: nobody to wake
         urgent = manager.add_job("t", {"plain": True}, priority=-1)
-        assert delivered() == 1  # (the enqueue's own wake-up)
+        assert len(delivered()) == 1  # (the enqueue's own wake-up)
         _, [plain] = settle(manager, W1, [handed])
         assert plain.id == urgent.id
-        assert delivered() == 1  # the queue is free with a job in it: wake the others
-    finally:
-        raw.close()
+        assert len(delivered()) == 1  # the queue is free with a job in it: wake the others
     [successor] = manager.get_jobs(W2, batch_size=5)
     assert successor.id == queued[2].id
 
