@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
+from collections import Counter, defaultdict
 from typing import Any
 
 import sqlalchemy as sa
 
-from queuekit.models import jobs
+from queuekit.models import job_history, jobs
 
 
 class Race:
@@ -42,3 +44,33 @@ class Race:
         if rows:
             with self.lock:
                 self.double_locked += rows
+
+
+def check_history(engine: sa.Engine, claimed: list[uuid.UUID]) -> set[str]:
+    """One completed history row per claimed job; a queue's attempts never overlap.
+
+    Returns the named queues the attempts ran in.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                job_history.c.job_id,
+                job_history.c.status,
+                job_history.c.queue_name,
+                job_history.c.started_at,
+                job_history.c.completed_at,
+            )
+        ).all()
+    per_job = Counter(row.job_id for row in rows)
+    assert set(per_job) == set(claimed)
+    assert set(per_job.values()) == {1}
+    assert {row.status for row in rows} == {"completed"}
+    spans: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.queue_name is not None:
+            spans[row.queue_name].append((row.started_at, row.completed_at))
+    for queue, attempts in spans.items():
+        attempts.sort()
+        for (_, previous_end), (next_start, _) in itertools.pairwise(attempts):
+            assert next_start >= previous_end, f"{queue}: two attempts overlap"
+    return set(spans)

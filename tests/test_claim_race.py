@@ -9,20 +9,17 @@ there are such jobs.
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
-import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from conformance import fresh_database, row_counts
-from races import Race
+from races import Race, check_history
 
 from queuekit import JobManager, JobSpec
-from queuekit.models import job_history, rate_limits
+from queuekit.models import rate_limits
 
 JOBS = 2000
 QUEUES = 20
@@ -89,33 +86,6 @@ def _run_race(engine: sa.Engine, threads: int, expected: int) -> ClaimRace:
     return race
 
 
-def _check_history(engine: sa.Engine, claimed: list[uuid.UUID]) -> None:
-    """One completed history row per claimed job; a queue's attempts never overlap."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                job_history.c.job_id,
-                job_history.c.status,
-                job_history.c.queue_name,
-                job_history.c.started_at,
-                job_history.c.completed_at,
-            )
-        ).all()
-    per_job = Counter(row.job_id for row in rows)
-    assert set(per_job) == set(claimed)
-    assert set(per_job.values()) == {1}
-    assert {row.status for row in rows} == {"completed"}
-    spans: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for row in rows:
-        if row.queue_name is not None:
-            spans[row.queue_name].append((row.started_at, row.completed_at))
-    assert len(spans) == QUEUES
-    for queue, attempts in spans.items():
-        attempts.sort()
-        for (_, previous_end), (next_start, _) in itertools.pairwise(attempts):
-            assert next_start >= previous_end, f"{queue}: two attempts overlap"
-
-
 def _race_over_the_jobs(engine: sa.Engine, threads: int) -> None:
     manager = JobManager(engine)
     manager.register_rate_limit("api", TOKENS, "1 hour")
@@ -144,7 +114,7 @@ def _race_over_the_jobs(engine: sa.Engine, threads: int) -> None:
     assert manager.get_rate_limit("api").available_tokens == 0  # type: ignore[union-attr]
 
     claimed = first.claimed + second.claimed
-    _check_history(engine, claimed)
+    assert len(check_history(engine, claimed)) == QUEUES
     counts = row_counts(engine)
     assert counts["queuekit_jobs"] == KEYED - 2 * TOKENS
     assert all(q.locked_at is None for q in manager.list_queues())

@@ -10,20 +10,18 @@ no named queue ever has two locked jobs, under any concurrency.
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from conformance import counting, fresh_database, notifications
-from races import Race
+from races import Race, check_history
 
 from queuekit import JobManager, JobSpec
-from queuekit.models import job_history, job_queues
+from queuekit.models import job_queues
 from queuekit.repository import Outcome
 from queuekit.types import Job
 from queuekit.worker import Worker
@@ -242,27 +240,7 @@ def _race(engine: sa.Engine, threads: int) -> None:
     assert race.double_locked == []
     assert race.handed > 0  # hand-offs happened
 
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                job_history.c.job_id,
-                job_history.c.status,
-                job_history.c.queue_name,
-                job_history.c.started_at,
-                job_history.c.completed_at,
-            )
-        ).all()
-    per_job = Counter(row.job_id for row in rows)
-    assert set(per_job) == set(race.claimed) and set(per_job.values()) == {1}
-    assert {row.status for row in rows} == {"completed"}
-    spans: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for row in rows:
-        if row.queue_name is not None:
-            spans[row.queue_name].append((row.started_at, row.completed_at))
-    for queue, attempts in spans.items():
-        attempts.sort()
-        for (_, previous_end), (next_start, _) in itertools.pairwise(attempts):
-            assert next_start >= previous_end, f"{queue}: two attempts overlap"
+    check_history(engine, race.claimed)
     assert all(q.locked_at is None for q in manager.list_queues())
 
 
