@@ -39,6 +39,27 @@ def notice_says(driver: Any, text: str) -> bool:
         return False
 
 
+def on_a_still_page(action: Any, timeout: float = 15.0) -> Any:
+    """Run ``action``, again if live polling swapped the elements it used meanwhile."""
+    from selenium.common.exceptions import WebDriverException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except WebDriverException:  # stale or detached element: the page refreshed under us
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def press(element: Any, label: str) -> None:
+    """Click the button labelled ``label`` inside ``element``."""
+    from selenium.webdriver.common.by import By
+
+    element.find_element(By.XPATH, f".//button[normalize-space()='{label}']").click()
+
+
 def wait_for(check: Any, timeout: float = 15.0) -> Any:
     """Poll ``check`` until it returns something truthy."""
     deadline = time.monotonic() + timeout
@@ -68,10 +89,12 @@ def test_operator_session(driver: Any, clean_manager: JobManager) -> None:
         assert "no jobs match" in driver.find_element(By.ID, "jobs").text
         added = [clean_manager.add_job("live.task", {"n": n}).id for n in range(3)]
         wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#jobs tr[data-job-id]")) == 3)
-        shown = {
-            e.get_attribute("data-job-id")
-            for e in driver.find_elements(By.CSS_SELECTOR, "#jobs tr[data-job-id]")
-        }
+        shown = on_a_still_page(
+            lambda: {
+                e.get_attribute("data-job-id")
+                for e in driver.find_elements(By.CSS_SELECTOR, "#jobs tr[data-job-id]")
+            }
+        )
         assert shown == {str(i) for i in added}
         assert marker.is_displayed()  # same document: the rows came by htmx, not a reload
 
@@ -102,15 +125,15 @@ def test_operator_session(driver: Any, clean_manager: JobManager) -> None:
 
         # Pause a task and see claims stop.
         driver.get(f"{origin}{PREFIX}/tasks")
-        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-task="live.task"]')
-        row.find_element(By.XPATH, ".//button[normalize-space()='Pause']").click()
+        task_row = 'tr[data-task="live.task"]'
+        on_a_still_page(lambda: press(driver.find_element(By.CSS_SELECTOR, task_row), "Pause"))
         wait_for(lambda: notice_says(driver, "pause: "))
         assert clean_manager.get_jobs("browser-worker", task_identifiers=["live.task"]) == []
-        row = driver.find_element(By.CSS_SELECTOR, 'tr[data-task="live.task"]')
-        assert "paused" in row.text
+        row_text = on_a_still_page(lambda: driver.find_element(By.CSS_SELECTOR, task_row).text)
+        assert "paused" in row_text
         # The pause notice is still on the page until the resume redirect lands:
         # wait for the resume notice itself, not for any notice.
-        row.find_element(By.XPATH, ".//button[normalize-space()='Resume']").click()
+        on_a_still_page(lambda: press(driver.find_element(By.CSS_SELECTOR, task_row), "Resume"))
         wait_for(lambda: notice_says(driver, "resume: "))
         assert len(clean_manager.get_jobs("browser-worker", task_identifiers=["live.task"])) == 1
 
