@@ -81,11 +81,15 @@ class Claim(RepositoryBase):
         spent: Counter[str] = Counter()
         first: list[Any] | None = None
         if self.dialect.writes_in_ctes:
-            statement = self._plain_claim_statement(
-                task_identifiers, forbidden_flags, plain_only=max_queued == 0
+            rows = self._plain_claim(
+                conn,
+                worker_id,
+                task_identifiers,
+                forbidden_flags,
+                batch_size,
+                retention_ms,
+                plain_only=max_queued == 0,
             )
-            values = {"claim_limit": batch_size, "claim_worker": worker_id}
-            rows = list(self.run(conn, statement, {**values, "claim_retention_ms": retention_ms}))
             if not rows or rows[0].correlation_id is not None:
                 return [job_from_row(row, with_correlation=True) for row in rows]
             first = rows  # nothing was locked: some candidate is not a plain job
@@ -145,6 +149,59 @@ class Claim(RepositoryBase):
             return []
         chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
         return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
+
+    def claim_plain_jobs(
+        self,
+        conn: Connection,
+        worker_id: str,
+        *,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        batch_size: int,
+        retention_ms: int,
+        plain_only: bool,
+    ) -> list[Job] | None:
+        """The claim's single statement alone (dialects that write in CTEs): what it locked.
+
+        None when a candidate has a named queue or a rate-limit key: those
+        need the rounds of :meth:`claim_jobs`, and this statement then wrote
+        nothing. Being one statement, it may run in autocommit (one round
+        trip). ``plain_only``: look at jobs of no named queue only.
+        """
+        rows = self._plain_claim(
+            conn,
+            worker_id,
+            task_identifiers,
+            forbidden_flags,
+            batch_size,
+            retention_ms,
+            plain_only=plain_only,
+        )
+        if rows and rows[0].correlation_id is None:
+            return None
+        return [job_from_row(row, with_correlation=True) for row in rows]
+
+    def _plain_claim(
+        self,
+        conn: Connection,
+        worker_id: str,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        batch_size: int,
+        retention_ms: int,
+        *,
+        plain_only: bool,
+    ) -> list[Any]:
+        """Run the plain claim statement: locked jobs, or the unlocked candidates."""
+        statement = self._plain_claim_statement(
+            task_identifiers, forbidden_flags, plain_only=plain_only
+        )
+        values = {
+            "claim_limit": batch_size,
+            "claim_worker": worker_id,
+            "claim_retention_ms": retention_ms,
+        }
+        return list(self.run(conn, statement, values))
 
     def _plain_claim_statement(
         self,
@@ -260,7 +317,7 @@ class Claim(RepositoryBase):
             ~paused_task,
         ]
         if task_identifiers is not None:
-            conditions.append(jobs.c.task_identifier.in_(list(task_identifiers)))
+            conditions.append(self.dialect.one_of(jobs.c.task_identifier, list(task_identifiers)))
         if forbidden_flags:
             conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
         return and_(*conditions)
