@@ -188,12 +188,15 @@ class Transactions:
         with translate_db_errors():
             self.check(self.engine)
             for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+                started = False
                 try:
                     with self.engine.connect() as conn:
                         conn.execution_options(isolation_level="AUTOCOMMIT")
+                        started = True
                         return work(conn)
                 except sa_exc.DBAPIError as error:
-                    if is_connection_lost(error) or not is_transient(error):
+                    # Failing to connect is retried like any transient error.
+                    if (started and is_connection_lost(error)) or not is_transient(error):
                         raise
                     if attempt == TRANSIENT_ATTEMPTS:
                         raise
