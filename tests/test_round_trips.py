@@ -400,3 +400,24 @@ def test_a_flush_of_failures_is_one_statement_on_postgresql(
     assert all("ValueError" in r.error_stack for r in rows)
     assert (held, locked) == (0, 0)
     assert exhausted == len(manager.list_jobs(status="exhausted", limit=1000)) > 0
+
+
+def test_a_keyed_pair_of_takes_new_pairs_as_parameters(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    """A statement built once with ``pair_of(..., key=...)`` matches the pairs it is given."""
+    from queuekit.models import jobs
+
+    manager.add_jobs([JobSpec("t", {"i": i}) for i in range(3)])
+    claimed = manager.get_jobs(WORKER, batch_size=3)
+    dialect = manager.dialect
+    statement = sa.select(jobs.c.id).where(
+        dialect.pair_of(jobs.c.id, jobs.c.correlation_id, [], key="pairs")
+    )
+    pairs = [(job.id, job.correlation_id) for job in claimed]
+    with engine.connect() as conn:
+        for chosen in (pairs[:1], pairs[1:], [(pairs[0][0], pairs[1][1])], pairs):
+            found = conn.execute(statement, dialect.pair_values("pairs", chosen)).scalars()
+            # A job's id with another claim's correlation id matches nothing.
+            expected = {i for i, c in chosen if (i, c) in pairs}
+            assert set(found) == expected
