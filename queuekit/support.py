@@ -60,9 +60,10 @@ class Support(ManagerPart):
 
         Where the claim of plain jobs is one statement (PostgreSQL), that
         statement runs alone in autocommit: no BEGIN, no COMMIT of its own.
-        When a candidate has a named queue or a rate-limit key it wrote
-        nothing, and ``get_jobs`` claims in a transaction; later claims with
-        these filters go there directly while such jobs keep coming. A
+        When a candidate has a named queue or a rate-limit key, ``get_jobs``
+        claims the rest in a transaction (what the statement locked is
+        claimed and kept); later claims with these filters go there directly
+        while such jobs keep coming. A
         connection lost during the statement raises without a check of what
         it did: the worker then releases jobs held under its id that it does
         not know. The arguments are the worker's own, checked when it was made.
@@ -74,9 +75,10 @@ class Support(ManagerPart):
         repository = self.repository
         alone = repository.dialect.writes_in_ctes and batch_size > 0
         alone = alone and (task_identifiers is None or len(task_identifiers) > 0)
+        earlier: list[Job] = []
         if alone and filters not in self._rounds:
             retention_ms = duration_ms(history_retention, name="history_retention")
-            claimed = self.transactions.run_alone(
+            earlier, whole = self.transactions.run_alone(
                 lambda conn: repository.claim_plain_jobs(
                     conn,
                     worker_id,
@@ -87,24 +89,25 @@ class Support(ManagerPart):
                     plain_only=max_queued == 0,
                 )
             )
-            if claimed is not None:
-                hooks = instrumentation.hooks
-                if hooks is not None and claimed:
-                    hooks.claimed(claimed)
-                return claimed
+            hooks = instrumentation.hooks
+            if hooks is not None and earlier:
+                hooks.claimed(earlier)
+            if whole:
+                return earlier
+        queued = sum(1 for job in earlier if job.queue_name is not None)
         jobs = self.get_jobs(
             worker_id,
             task_identifiers=task_identifiers,
             forbidden_flags=forbidden_flags,
-            batch_size=batch_size,
+            batch_size=batch_size - len(earlier),
             history_retention=history_retention,
-            max_queued=max_queued,
+            max_queued=None if max_queued is None else max(0, max_queued - queued),
         )
         if any(job.queue_name is not None or job.rate_limit_key is not None for job in jobs):
             self._rounds.add(filters)
         else:
             self._rounds.discard(filters)
-        return jobs
+        return earlier + jobs
 
     def claimable_job_ids(
         self,

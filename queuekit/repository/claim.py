@@ -161,13 +161,14 @@ class Claim(RepositoryBase):
         batch_size: int,
         retention_ms: int,
         plain_only: bool,
-    ) -> list[Job] | None:
+    ) -> tuple[list[Job], bool]:
         """The claim's single statement alone (dialects that write in CTEs): what it locked.
 
-        None when a candidate has a named queue or a rate-limit key: those
-        need the rounds of :meth:`claim_jobs`, and this statement then wrote
-        nothing. Being one statement, it may run in autocommit (one round
-        trip). ``plain_only``: look at jobs of no named queue only.
+        Also whether that is the whole claim: not when a candidate has a
+        named queue or a rate-limit key, which need the rounds of
+        :meth:`claim_jobs` (the jobs it did lock are claimed all the same:
+        never drop them). Being one statement, it may run in autocommit (one
+        round trip). ``plain_only``: look at jobs of no named queue only.
         """
         rows = self._plain_claim(
             conn,
@@ -178,9 +179,8 @@ class Claim(RepositoryBase):
             retention_ms,
             plain_only=plain_only,
         )
-        if rows and rows[0].correlation_id is None:
-            return None
-        return [job_from_row(row, with_correlation=True) for row in rows]
+        locked = [job_from_row(r, with_correlation=True) for r in rows if r.correlation_id]
+        return locked, len(locked) == len(rows)
 
     def _plain_claim(
         self,
