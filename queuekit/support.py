@@ -60,7 +60,7 @@ class Support(ManagerPart):
 
         Where the claim of plain jobs is one statement (PostgreSQL), that
         statement runs alone in autocommit: no BEGIN, no COMMIT of its own.
-        When a candidate has a named queue or a rate-limit key, ``get_jobs``
+        When candidates fell out of it or have a rate-limit key, ``get_jobs``
         claims the rest in a transaction (what the statement locked is
         claimed and kept); later claims with these filters go there directly
         while such jobs keep coming. A
@@ -86,7 +86,7 @@ class Support(ManagerPart):
                     forbidden_flags=forbidden_flags,
                     batch_size=batch_size,
                     retention_ms=retention_ms,
-                    plain_only=max_queued == 0,
+                    max_queued=max_queued,
                 )
             )
             hooks = instrumentation.hooks

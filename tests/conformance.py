@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,3 +117,20 @@ def fresh_database(dialect: str, tmp_path: Path) -> Iterator[sa.Engine]:
     finally:
         engine.dispose()
         next(urls, None)
+
+
+@contextmanager
+def notifications(engine: sa.Engine) -> Iterator[Callable[[], list[str]]]:
+    """LISTEN on the workers' channel (PostgreSQL) on a connection of its own.
+
+    Yields a function returning the payloads of the notifications delivered
+    within half a second.
+    """
+    raw = engine.raw_connection()
+    try:
+        listening: Any = raw.dbapi_connection
+        listening.autocommit = True
+        listening.execute("LISTEN queuekit_jobs")
+        yield lambda: [n.payload for n in listening.notifies(timeout=0.5)]
+    finally:
+        raw.close()

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from clock import MovableClock, movable_clock
 
-from queuekit import JobManager
+from queuekit import JobManager, migrations
 
 PG_ADMIN_URL = os.environ.get(
     "QUEUEKIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -156,6 +156,16 @@ def engine(empty_engine: sa.Engine) -> sa.Engine:
 def manager(engine: sa.Engine) -> JobManager:
     """A JobManager on a fresh migrated database of the parametrized dialect."""
     return JobManager(engine)
+
+
+@pytest.fixture
+def pg_manager(tmp_path: Path) -> Iterator[JobManager]:
+    """A JobManager on a fresh PostgreSQL database (LISTEN/NOTIFY exists only there)."""
+    for url in create_database_url("postgresql", tmp_path):
+        engine = sa.create_engine(url)
+        migrations.upgrade(engine)
+        yield JobManager(engine)
+        engine.dispose()
 
 
 @pytest.fixture

@@ -9,19 +9,17 @@ there are such jobs.
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
-import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from conformance import fresh_database, row_counts
+from races import Race, check_history
 
 from queuekit import JobManager, JobSpec
-from queuekit.models import job_history, jobs, rate_limits
+from queuekit.models import rate_limits
 
 JOBS = 2000
 QUEUES = 20
@@ -41,42 +39,20 @@ def _specs() -> list[JobSpec]:
     return specs
 
 
-class Race:
-    """Shared bookkeeping of one race; every thread reports what it saw."""
+class ClaimRace(Race):
+    """One race of claimers; also counts the rate-limited jobs claimed."""
 
     def __init__(self, engine: sa.Engine, expected: int) -> None:
-        self.engine = engine
-        self.expected = expected
-        self.claimed: list[uuid.UUID] = []
+        super().__init__(engine, expected)
         self.keyed_claims = 0
-        self.errors: list[BaseException] = []
-        self.double_locked: list[Any] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
 
     def record(self, claimed: list[Any]) -> None:
         with self.lock:
-            self.claimed += [job.id for job in claimed]
             self.keyed_claims += sum(1 for job in claimed if job.rate_limit_key is not None)
-            if len(self.claimed) >= self.expected:
-                self.done.set()
-
-    def check_queues(self) -> None:
-        """No committed state ever shows two locked jobs in one named queue."""
-        statement = (
-            sa.select(jobs.c.queue_name, sa.func.count())
-            .where(jobs.c.locked_at.is_not(None), jobs.c.queue_name.is_not(None))
-            .group_by(jobs.c.queue_name)
-            .having(sa.func.count() > 1)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(statement).all()
-        if rows:
-            with self.lock:
-                self.double_locked += rows
+            self.add_claimed(claimed)
 
 
-def _claimer(race: Race, index: int) -> None:
+def _claimer(race: ClaimRace, index: int) -> None:
     manager = JobManager(race.engine)
     worker = f"racer-{index}"
     rng = random.Random(index)
@@ -96,8 +72,8 @@ def _claimer(race: Race, index: int) -> None:
         race.done.set()
 
 
-def _run_race(engine: sa.Engine, threads: int, expected: int) -> Race:
-    race = Race(engine, expected)
+def _run_race(engine: sa.Engine, threads: int, expected: int) -> ClaimRace:
+    race = ClaimRace(engine, expected)
     workers = [threading.Thread(target=_claimer, args=(race, i)) for i in range(threads)]
     for worker in workers:
         worker.start()
@@ -108,33 +84,6 @@ def _run_race(engine: sa.Engine, threads: int, expected: int) -> Race:
     assert race.errors == [], race.errors[:3]
     assert finished, f"only {len(race.claimed)} of {expected} jobs claimed"
     return race
-
-
-def _check_history(engine: sa.Engine, claimed: list[uuid.UUID]) -> None:
-    """One completed history row per claimed job; a queue's attempts never overlap."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                job_history.c.job_id,
-                job_history.c.status,
-                job_history.c.queue_name,
-                job_history.c.started_at,
-                job_history.c.completed_at,
-            )
-        ).all()
-    per_job = Counter(row.job_id for row in rows)
-    assert set(per_job) == set(claimed)
-    assert set(per_job.values()) == {1}
-    assert {row.status for row in rows} == {"completed"}
-    spans: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for row in rows:
-        if row.queue_name is not None:
-            spans[row.queue_name].append((row.started_at, row.completed_at))
-    assert len(spans) == QUEUES
-    for queue, attempts in spans.items():
-        attempts.sort()
-        for (_, previous_end), (next_start, _) in itertools.pairwise(attempts):
-            assert next_start >= previous_end, f"{queue}: two attempts overlap"
 
 
 def _race_over_the_jobs(engine: sa.Engine, threads: int) -> None:
@@ -165,7 +114,7 @@ def _race_over_the_jobs(engine: sa.Engine, threads: int) -> None:
     assert manager.get_rate_limit("api").available_tokens == 0  # type: ignore[union-attr]
 
     claimed = first.claimed + second.claimed
-    _check_history(engine, claimed)
+    assert len(check_history(engine, claimed)) == QUEUES
     counts = row_counts(engine)
     assert counts["queuekit_jobs"] == KEYED - 2 * TOKENS
     assert all(q.locked_at is None for q in manager.list_queues())

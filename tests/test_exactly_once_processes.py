@@ -61,6 +61,19 @@ def ready(process: subprocess.Popen[bytes], logs: Path) -> bool:
     return b"ready" in (logs / f"worker-{process.args[-1]}.log").read_bytes()
 
 
+def wait_in_window(
+    workers: list[subprocess.Popen[bytes]], markers: Path, logs: Path
+) -> subprocess.Popen[bytes]:
+    """The first started worker seen in its window (any started one after STARTUP seconds)."""
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        for process in workers:
+            if (markers / str(process.pid)).exists():
+                return process
+        time.sleep(0.002)
+    return next(w for w in workers if ready(w, logs))
+
+
 def kill(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -93,7 +106,12 @@ def test_each_job_writes_its_row_exactly_once_through_kills_and_resets(
                 while not [w for w in workers if ready(w, logs)]:
                     assert time.monotonic() < deadline, "no worker started"
                     time.sleep(0.05)
-                victim = rng.choice([w for w in workers if ready(w, logs)])
+                if kills_in_window == 0:
+                    # Until one kill has hit the window, wait for whichever worker enters
+                    # it first: however fast or slow the machine, the chaos must hit.
+                    victim = wait_in_window(workers, markers, logs)
+                else:
+                    victim = rng.choice([w for w in workers if ready(w, logs)])
                 marker = markers / str(victim.pid)
                 deadline = time.monotonic() + rng.uniform(0.2, WINDOW_WAIT)
                 while not marker.exists() and time.monotonic() < deadline:

@@ -10,20 +10,18 @@ no named queue ever has two locked jobs, under any concurrency.
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 import time
-import uuid
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from conformance import counting, fresh_database
+from conformance import counting, fresh_database, notifications
+from races import Race, check_history
 
 from queuekit import JobManager, JobSpec
-from queuekit.models import job_history, job_queues, jobs
+from queuekit.models import job_queues
 from queuekit.repository import Outcome
 from queuekit.types import Job
 from queuekit.worker import Worker
@@ -168,43 +166,21 @@ def test_an_outcome_the_worker_no_longer_owns_hands_nothing_off(manager: JobMana
     assert [j.id for j in manager.get_jobs(W2, batch_size=5)] == [claimed.id]
 
 
-class Race:
-    """What racing settlers saw: every job handed or claimed, double locks, errors."""
+class HandoffRace(Race):
+    """Racing settlers; also counts the jobs that came by hand-off."""
 
     def __init__(self, engine: sa.Engine, expected: int) -> None:
-        self.engine = engine
-        self.expected = expected
-        self.claimed: list[uuid.UUID] = []
+        super().__init__(engine, expected)
         self.handed = 0
-        self.double_locked: list[Any] = []
-        self.errors: list[BaseException] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
 
     def record(self, claimed: list[Job], *, handed: bool) -> None:
         with self.lock:
-            self.claimed += [job.id for job in claimed]
             if handed:
                 self.handed += len(claimed)
-            if len(self.claimed) >= self.expected:
-                self.done.set()
-
-    def check_queues(self) -> None:
-        """No committed state ever shows two locked jobs in one named queue."""
-        statement = (
-            sa.select(jobs.c.queue_name, sa.func.count())
-            .where(jobs.c.locked_at.is_not(None), jobs.c.queue_name.is_not(None))
-            .group_by(jobs.c.queue_name)
-            .having(sa.func.count() > 1)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(statement).all()
-        if rows:
-            with self.lock:
-                self.double_locked += rows
+            self.add_claimed(claimed)
 
 
-def _settler(race: Race, index: int) -> None:
+def _settler(race: HandoffRace, index: int) -> None:
     """Claim a few jobs, then keep settling them and running what each settle hands off."""
     manager = JobManager(race.engine)
     worker = f"settler-{index}"
@@ -250,7 +226,7 @@ def _race(engine: sa.Engine, threads: int) -> None:
         for n in range(count)
     ]
     manager.add_jobs(specs)
-    race = Race(engine, count)
+    race = HandoffRace(engine, count)
     settlers = [threading.Thread(target=_settler, args=(race, i)) for i in range(threads)]
     for settler in settlers:
         settler.start()
@@ -264,27 +240,7 @@ def _race(engine: sa.Engine, threads: int) -> None:
     assert race.double_locked == []
     assert race.handed > 0  # hand-offs happened
 
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                job_history.c.job_id,
-                job_history.c.status,
-                job_history.c.queue_name,
-                job_history.c.started_at,
-                job_history.c.completed_at,
-            )
-        ).all()
-    per_job = Counter(row.job_id for row in rows)
-    assert set(per_job) == set(race.claimed) and set(per_job.values()) == {1}
-    assert {row.status for row in rows} == {"completed"}
-    spans: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for row in rows:
-        if row.queue_name is not None:
-            spans[row.queue_name].append((row.started_at, row.completed_at))
-    for queue, attempts in spans.items():
-        attempts.sort()
-        for (_, previous_end), (next_start, _) in itertools.pairwise(attempts):
-            assert next_start >= previous_end, f"{queue}: two attempts overlap"
+    check_history(engine, race.claimed)
     assert all(q.locked_at is None for q in manager.list_queues())
 
 
@@ -376,25 +332,15 @@ def test_a_hand_off_wakes_other_workers_only_for_a_queue_it_did_not_take(
 def _wakes_only_for_a_queue_not_taken(manager: JobManager) -> None:
     queued = manager.add_jobs([JobSpec("t", {"n": n}, queue_name="serial") for n in range(3)])
     [claimed] = manager.get_jobs(W1, batch_size=1)
-    raw = manager.engine.raw_connection()
-    try:
-        listening: Any = raw.dbapi_connection
-        listening.autocommit = True
-        listening.execute("LISTEN queuekit_jobs")
-
-        def delivered() -> int:
-            return len(list(listening.notifies(timeout=0.5)))
-
+    with notifications(manager.engine) as delivered:
         _, [handed] = settle(manager, W1, [claimed])
         assert handed.id == queued[1].id
-        assert delivered() == 0  # the queue was taken again at once: nobody to wake
+        assert len(delivered()) == 0  # the queue was taken again at once: nobody to wake
         urgent = manager.add_job("t", {"plain": True}, priority=-1)
-        assert delivered() == 1  # (the enqueue's own wake-up)
+        assert len(delivered()) == 1  # (the enqueue's own wake-up)
         _, [plain] = settle(manager, W1, [handed])
         assert plain.id == urgent.id
-        assert delivered() == 1  # the queue is free with a job in it: wake the others
-    finally:
-        raw.close()
+        assert len(delivered()) == 1  # the queue is free with a job in it: wake the others
     [successor] = manager.get_jobs(W2, batch_size=5)
     assert successor.id == queued[2].id
 
@@ -426,3 +372,55 @@ def test_a_hand_off_also_claims_what_the_worker_wants_besides(manager: JobManage
     ]
     assert manager.get_job(plain[2].id).locked_at is None  # type: ignore[union-attr]
     assert {h.status for j in claimed for h in manager.job_history(j.id)} == {"started"}
+
+
+def test_a_claim_cut_short_by_the_queue_cap_claims_again_when_a_plain_job_frees_its_slot(
+    manager: JobManager,
+) -> None:
+    # One slot and a prefetch of one: while the second plain job runs, the
+    # worker claims for its prefetch only, with no slot to start a queued job
+    # in (max_queued 0), and comes back short. The queued job is claimable as
+    # soon as that plain job's slot frees; with an hour's poll and nothing to
+    # notify, only the freed slot can send the worker to claim it.
+    gates = {0: threading.Event(), 1: threading.Event()}
+    ran: list[str] = []
+
+    def step(payload: dict[str, Any], ctx: Any) -> None:
+        ran.append(payload["name"])
+        gate = gates.get(payload.get("gate", -1))
+        if gate is not None:
+            assert gate.wait(DEADLINE)
+
+    manager.add_jobs(
+        [
+            JobSpec("step", {"name": "plain-1", "gate": 0}, priority=0),
+            JobSpec("step", {"name": "plain-2", "gate": 1}, priority=1),
+            JobSpec("step", {"name": "queued"}, priority=2, queue_name="serial"),
+        ]
+    )
+    worker = Worker(
+        manager,
+        {"step": step},
+        concurrency=1,
+        prefetch=1,
+        maintenance=False,
+        poll_interval="1 hour",
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while ran != ["plain-1"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gates[0].set()
+        while ran != ["plain-1", "plain-2"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the prefetch claim, short, is made while plain-2 runs
+        gates[1].set()
+        while manager.list_jobs(limit=10) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        gates[0].set()
+        gates[1].set()
+        worker.stop()
+    assert ran == ["plain-1", "plain-2", "queued"]
+    assert manager.list_jobs(limit=10) == []

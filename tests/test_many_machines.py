@@ -59,7 +59,7 @@ def test_a_worker_cut_off_gives_its_jobs_up_before_the_lock_expires_and_comes_ba
         cancelled_after.append(time.monotonic() - began)
 
     worker = Worker(
-        manager, {"long": long}, lock_timeout="2 seconds", maintenance=False,
+        manager, {"long": long}, lock_timeout="4 seconds", maintenance=False,
         poll_interval="0.05 seconds",
     )  # fmt: skip
     worker.start()
@@ -68,8 +68,9 @@ def test_a_worker_cut_off_gives_its_jobs_up_before_the_lock_expires_and_comes_ba
         deadline = time.monotonic() + PATIENCE
         while not cancelled_after and time.monotonic() < deadline:
             time.sleep(0.05)
-        # Fenced after 3/4 of the lock timeout, before anyone could reset the lock.
-        assert cancelled_after and 1.0 <= cancelled_after[0] < 2.0
+        # Fenced after 3/4 of the lock timeout (3 s after the last refresh, which came
+        # at most 0.8 s before the cut), before anyone could reset the lock.
+        assert cancelled_after and 2.0 <= cancelled_after[0] < 4.0
         # Fenced: a new job is not claimed while the database seems unreachable.
         waiting = manager.add_job("other", {})
         time.sleep(0.5)

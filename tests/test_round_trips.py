@@ -29,7 +29,7 @@ WORKER_CLAIM: dict[str, Any] = {
 #: has no UPDATE ... RETURNING; SQLite opens its write transaction with a statement).
 CLAIM_STATEMENTS = {
     "plain": {"postgresql": 1, "sqlite": 4, "mysql": 5},
-    "queues_and_keys": {"postgresql": 6, "sqlite": 8, "mysql": 9},
+    "queues_and_keys": {"postgresql": 5, "sqlite": 8, "mysql": 9},
 }
 
 
@@ -421,3 +421,48 @@ def test_a_keyed_pair_of_takes_new_pairs_as_parameters(
             # A job's id with another claim's correlation id matches nothing.
             expected = {i for i, c in chosen if (i, c) in pairs}
             assert set(found) == expected
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+def test_a_claim_of_named_queue_jobs_is_one_statement_on_postgresql(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    # Two jobs in each of four queues, one queue held by another worker: the
+    # candidates, their free queues and the lock of one job per queue in one statement.
+    manager.add_jobs([JobSpec("t", {"i": i}, queue_name=f"q{i % 4}") for i in range(8)])
+    [held] = manager.get_jobs("other", batch_size=1)
+    with counting(engine) as counter:
+        claimed = manager.get_jobs(WORKER, batch_size=3)
+    assert counter.count == 1, counter.statements
+    assert sorted(job.queue_name for job in claimed) == sorted(  # type: ignore[type-var]
+        {f"q{i}" for i in range(4)} - {held.queue_name}
+    )
+    with engine.connect() as conn:
+        holders = dict(
+            conn.execute(sa.text("SELECT queue_name, locked_by FROM queuekit_job_queues")).all()
+        )
+    assert holders == {job.queue_name: WORKER for job in claimed} | {held.queue_name: "other"}
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+def test_a_settle_that_hands_a_queue_on_is_two_statements_on_postgresql(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    # The outcome (one statement), then the claim with its queue locks and
+    # history rows (one); the commit is not a statement.
+    manager.add_jobs([JobSpec("t", {"i": i}, queue_name=f"q{i % 2}") for i in range(6)])
+    claimed = manager.get_jobs(WORKER, batch_size=2)
+    for _ in range(2):
+        with counting(engine) as counter:
+            finished, handed = manager.finish_and_claim(
+                WORKER,
+                [Outcome(job, "completed", 1) for job in claimed],
+                slots=len(claimed),
+                task_identifiers=None,
+                forbidden_flags=None,
+                history_retention="1 day",
+            )
+        assert len(finished) == 2
+        assert sorted(job.queue_name for job in handed) == ["q0", "q1"]  # type: ignore[type-var]
+        assert counter.count == 2, counter.statements
+        claimed = handed

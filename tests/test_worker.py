@@ -12,15 +12,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from clock import movable_clock
-from conftest import create_database_url
+from conformance import notifications
 from sqlalchemy.orm import Session
 
 from queuekit import (
@@ -35,7 +34,6 @@ from queuekit import (
     RetryPolicy,
     TransientDatabaseError,
     Worker,
-    migrations,
 )
 from queuekit.models import job_history
 from queuekit.worker import JobTimeoutError
@@ -397,26 +395,27 @@ def test_heartbeats_keep_a_running_job_through_lock_resets(manager: JobManager) 
         assert ctx.heartbeat() is True
         done.wait(PATIENCE)
 
-    # Locks older than 2.5 s count as expired; the worker refreshes them every 0.5 s
-    # (and would fence itself only after 1.9 s without a refresh).
+    # Locks older than 5 s count as expired; the worker refreshes them every 1 s
+    # (and would fence itself only after 3.75 s without a refresh): wide enough
+    # margins for a loaded machine, whose threads may wait seconds for a core.
     worker = quiet_worker(
-        manager, {"long": long}, lock_timeout="2.5 seconds", task_identifiers=["long"]
+        manager, {"long": long}, lock_timeout="5 seconds", task_identifiers=["long"]
     )
     worker.start()
     try:
         assert started.wait(PATIENCE)
         stolen = 0
-        for _ in range(8):
+        for _ in range(14):  # 5.6 s of resets: longer than the lock timeout
             time.sleep(0.4)
-            stolen += manager.reset_locked_jobs(lock_timeout="2.5 seconds")
+            stolen += manager.reset_locked_jobs(lock_timeout="5 seconds")
         # A job claimed without heartbeats for as long is taken back: it is added
-        # and claimed on a database clock 2.8 s behind, as if silent since then.
+        # and claimed on a database clock 5.5 s behind, as if silent since then.
         behind = JobManager(manager.engine)
-        movable_clock(behind).rewind(timedelta(seconds=2.8))
+        movable_clock(behind).rewind(timedelta(seconds=5.5))
         silent = behind.add_job("silent", {})
         claimed = behind.get_jobs("silent-worker", task_identifiers=["silent"])
         assert [c.id for c in claimed] == [silent.id]
-        assert manager.reset_locked_jobs(lock_timeout="2.5 seconds") == 1
+        assert manager.reset_locked_jobs(lock_timeout="5 seconds") == 1
     finally:
         done.set()
         worker.stop()
@@ -625,16 +624,6 @@ def test_a_due_poll_with_every_slot_busy_lets_running_tasks_finish(manager: JobM
 # -- PostgreSQL wake-up ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def pg_manager(tmp_path: Path) -> Iterator[JobManager]:
-    """A JobManager on a fresh PostgreSQL database (LISTEN/NOTIFY exists only there)."""
-    for url in create_database_url("postgresql", tmp_path):
-        engine = sa.create_engine(url)
-        migrations.upgrade(engine)
-        yield JobManager(engine)
-        engine.dispose()
-
-
 def listener_pids(manager: JobManager) -> set[int]:
     with manager.engine.connect() as conn:
         return set(
@@ -685,29 +674,19 @@ def test_notifications_wake_an_idle_worker_and_a_lost_listener_reconnects(
 
 def test_one_notification_per_enqueue_transaction(pg_manager: JobManager) -> None:
     manager = pg_manager
-    raw = manager.engine.raw_connection()
-    try:
-        listening: Any = raw.dbapi_connection
-        listening.autocommit = True
-        listening.execute("LISTEN queuekit_jobs")
-
-        def delivered() -> int:
-            return len(list(listening.notifies(timeout=0.5)))
-
+    with notifications(manager.engine) as delivered:
         with Session(manager.engine) as session, session.begin():
             manager.add_jobs([JobSpec("ping", {"n": n}) for n in range(300)], session=session)
             manager.add_job("ping", {"n": 300}, session=session)
-        assert delivered() == 1  # two enqueues, 301 rows, one transaction: one wake-up
+        assert len(delivered()) == 1  # two enqueues, 301 rows, one transaction: one wake-up
         manager.add_job("ping", {"n": 301}, job_key="k")
-        assert delivered() == 1
+        assert len(delivered()) == 1
         manager.add_job("ping", {"n": 302}, job_key="k", job_key_mode="unsafe_dedupe")
-        assert delivered() == 0  # nothing new to run
+        assert len(delivered()) == 0  # nothing new to run
         with Session(manager.engine) as session:
             manager.add_job("ping", {"n": 303}, session=session)
             session.rollback()
-        assert delivered() == 0  # rolled back: no job, no wake-up
-    finally:
-        raw.close()
+        assert len(delivered()) == 0  # rolled back: no job, no wake-up
 
 
 def test_freeing_a_named_queue_wakes_workers_in_the_settling_transaction(
@@ -718,22 +697,12 @@ def test_freeing_a_named_queue_wakes_workers_in_the_settling_transaction(
     manager.add_job("ping", {"n": 2})
     claimed = manager.get_jobs("w1", batch_size=3)
     assert [job.queue_name for job in claimed] == ["serial", None]
-    raw = manager.engine.raw_connection()
-    try:
-        listening: Any = raw.dbapi_connection
-        listening.autocommit = True
-        listening.execute("LISTEN queuekit_jobs")
-
-        def delivered() -> int:
-            return len(list(listening.notifies(timeout=0.5)))
-
+    with notifications(manager.engine) as delivered:
         plain = next(job for job in claimed if job.queue_name is None)
         assert manager.complete_jobs("w1", [plain], 1) == [plain]
-        assert delivered() == 0  # no queue freed: nothing new to claim
+        assert len(delivered()) == 0  # no queue freed: nothing new to claim
         queued = next(job for job in claimed if job.queue_name == "serial")
         assert manager.complete_jobs("w1", [queued], 1) == [queued]
-        assert delivered() == 1  # the queue's next job is claimable now
-    finally:
-        raw.close()
+        assert len(delivered()) == 1  # the queue's next job is claimable now
     [successor] = manager.get_jobs("w2", batch_size=5)
     assert (successor.queue_name, successor.payload) == ("serial", {"n": 1})

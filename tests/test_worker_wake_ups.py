@@ -9,46 +9,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
-from conftest import create_database_url
+from conformance import notifications
 
-from queuekit import JobContext, JobManager, JobSpec, Worker, migrations
+from queuekit import JobContext, JobManager, JobSpec, Worker
 
 #: Upper bound for waiting; nothing here measures speed.
 PATIENCE = 30.0
 
 
-@pytest.fixture
-def pg_manager(tmp_path: Path) -> Iterator[JobManager]:
-    """A JobManager on a fresh PostgreSQL database (LISTEN/NOTIFY exists only there)."""
-    for url in create_database_url("postgresql", tmp_path):
-        engine = sa.create_engine(url)
-        migrations.upgrade(engine)
-        yield JobManager(engine)
-        engine.dispose()
-
-
 def test_notifications_say_when_the_jobs_are_due(pg_manager: JobManager) -> None:
     manager = pg_manager
-    raw = manager.engine.raw_connection()
-    try:
-        listening: Any = raw.dbapi_connection
-        listening.autocommit = True
-        listening.execute("LISTEN queuekit_jobs")
-
-        def payloads() -> list[str]:
-            return sorted(n.payload for n in listening.notifies(timeout=0.5))
-
+    with notifications(manager.engine) as delivered:
         manager.add_job("ping", {"n": 0})
-        assert payloads() == [""]  # due now
+        assert sorted(delivered()) == [""]  # due now
         later = manager.add_job("ping", {"n": 1}, run_at=_from_now(manager, 60))
-        [payload] = payloads()
+        [payload] = sorted(delivered())
         assert 55 < float(payload) <= 60
         assert later.run_at > manager.now()
         manager.add_jobs(
@@ -58,11 +37,9 @@ def test_notifications_say_when_the_jobs_are_due(pg_manager: JobManager) -> None
                 JobSpec("ping", {"n": 4}),
             ]
         )
-        arrived = payloads()
+        arrived = sorted(delivered())
         assert arrived[0] == "" and len(arrived) == 2  # identical wake-ups merge
         assert 3500 < float(arrived[1]) <= 3600
-    finally:
-        raw.close()
 
 
 def _from_now(manager: JobManager, seconds: float) -> datetime:

@@ -8,22 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    BindParameter,
     ColumnElement,
-    CompoundSelect,
     Connection,
-    Integer,
-    Select,
     and_,
-    bindparam,
     case,
-    exists,
-    literal,
-    null,
     or_,
     select,
-    union_all,
     update,
 )
 
@@ -33,8 +23,8 @@ from queuekit.models import (
     jobs,
     rate_limits,
 )
-from queuekit.models import task_identifiers as task_table
-from queuekit.repository.base import CLAIM_ROUNDS, RepositoryBase, chunks
+from queuekit.repository.base import CLAIM_ROUNDS
+from queuekit.repository.claim_statements import ClaimStatements
 from queuekit.rows import (
     job_from_row,
 )
@@ -43,7 +33,7 @@ from queuekit.types import (
 )
 
 
-class Claim(RepositoryBase):
+class Claim(ClaimStatements):
     """Statements that lock jobs for a worker and open their history rows."""
 
     def claim_jobs(
@@ -81,6 +71,7 @@ class Claim(RepositoryBase):
         closed_keys: set[str] = set()  # out of tokens, or locked by another claim
         spent: Counter[str] = Counter()
         first: list[Any] | None = None
+        earlier: dict[uuid.UUID, Job] = {}  # locked by the one-statement first round
         if self.dialect.writes_in_ctes:
             rows = self._plain_claim(
                 conn,
@@ -89,11 +80,16 @@ class Claim(RepositoryBase):
                 forbidden_flags,
                 batch_size,
                 retention_ms,
-                plain_only=max_queued == 0,
+                max_queued,
             )
-            if not rows or rows[0].correlation_id is not None:
-                return [job_from_row(row, with_correlation=True) for row in rows]
-            first = rows  # nothing was locked: some candidate is not a plain job
+            earlier = {
+                row.id: job_from_row(row, with_correlation=True)
+                for row in rows
+                if row.correlation_id is not None
+            }
+            if len(earlier) == len(rows):
+                return list(earlier.values())
+            first = rows  # some candidates fell out, or have a key: rounds follow
         for round_number in range(CLAIM_ROUNDS):
             wanted = batch_size - len(chosen)
             further: ColumnElement[bool] | None = None
@@ -103,16 +99,24 @@ class Claim(RepositoryBase):
             if max_queued is not None and len(taken_queues) >= max_queued:
                 plain = jobs.c.queue_name.is_(None)
                 further = plain if further is None else and_(further, plain)
-            if first is not None:  # the first round's candidates, locked already
+            if first is not None:  # the first round's candidates and free queues, locked
                 candidates, first = first, None
+                free: set[str] | None = {
+                    c.queue_name
+                    for c in candidates
+                    if c.queue_free or (c.id in earlier and c.queue_name is not None)
+                }
+                self.ensure_queues(conn, {c.queue_name for c in candidates if c.queue_missing})
             else:
                 candidates = self._claim_candidates(
                     conn, task_identifiers, forbidden_flags, wanted, further
                 )
+                free = None
             seen += [c.id for c in candidates]
             new_queues = {c.queue_name for c in candidates if c.queue_name is not None}
             new_queues -= free_queues | closed_queues
-            free = self._lock_free_queues(conn, sorted(new_queues))
+            if free is None:
+                free = self._lock_free_queues(conn, sorted(new_queues))
             free_queues |= free
             closed_queues |= new_queues - free
             new_keys = {c.rate_limit_key for c in candidates if c.rate_limit_key is not None}
@@ -127,6 +131,12 @@ class Claim(RepositoryBase):
                 if len(chosen) == batch_size:
                     break
                 queue, key = candidate.queue_name, candidate.rate_limit_key
+                if candidate.id in earlier:  # chosen and locked by the first statement
+                    chosen.append(candidate)
+                    if queue is not None:
+                        taken_queues.add(queue)
+                        closed_queues.add(queue)
+                    continue
                 if queue is not None and (
                     queue not in free_queues
                     or queue in taken_queues
@@ -148,8 +158,16 @@ class Claim(RepositoryBase):
         self._spend_tokens(conn, buckets, spent)
         if not chosen:
             return []
-        chosen.sort(key=lambda c: (c.priority, c.run_at, c.id))
-        return self._lock_jobs(conn, worker_id, chosen, taken_queues, retention_ms)
+        later = sorted(
+            (c for c in chosen if c.id not in earlier), key=lambda c: (c.priority, c.run_at, c.id)
+        )
+        if not later:
+            return list(earlier.values())
+        queues = taken_queues - {job.queue_name for job in earlier.values()}
+        claimed = list(earlier.values()) + self._lock_jobs(
+            conn, worker_id, later, queues, retention_ms
+        )
+        return sorted(claimed, key=lambda job: (job.priority, job.run_at, job.id))
 
     def claim_plain_jobs(
         self,
@@ -160,15 +178,15 @@ class Claim(RepositoryBase):
         forbidden_flags: Sequence[str] | None,
         batch_size: int,
         retention_ms: int,
-        plain_only: bool,
+        max_queued: int | None,
     ) -> tuple[list[Job], bool]:
-        """The claim's single statement alone (dialects that write in CTEs): what it locked.
+        """The claim's first statement alone (dialects that write in CTEs): what it locked.
 
-        Also whether that is the whole claim: not when a candidate has a
-        named queue or a rate-limit key, which need the rounds of
+        Also whether that is the whole claim: not when some candidates fell
+        out or have a rate-limit key, which need the rounds of
         :meth:`claim_jobs` (the jobs it did lock are claimed all the same:
         never drop them). Being one statement, it may run in autocommit (one
-        round trip). ``plain_only``: look at jobs of no named queue only.
+        round trip).
         """
         rows = self._plain_claim(
             conn,
@@ -177,7 +195,7 @@ class Claim(RepositoryBase):
             forbidden_flags,
             batch_size,
             retention_ms,
-            plain_only=plain_only,
+            max_queued,
         )
         locked = [job_from_row(r, with_correlation=True) for r in rows if r.correlation_id]
         return locked, len(locked) == len(rows)
@@ -190,81 +208,19 @@ class Claim(RepositoryBase):
         forbidden_flags: Sequence[str] | None,
         batch_size: int,
         retention_ms: int,
-        *,
-        plain_only: bool,
+        max_queued: int | None,
     ) -> list[Any]:
-        """Run the plain claim statement: locked jobs, or the unlocked candidates."""
+        """Run the one-statement first round: locked jobs, and candidates left for the rounds."""
         statement = self._plain_claim_statement(
-            task_identifiers, forbidden_flags, plain_only=plain_only
+            task_identifiers, forbidden_flags, plain_only=max_queued == 0
         )
         values = {
             "claim_limit": batch_size,
+            "claim_max_queued": batch_size if max_queued is None else max_queued,
             "claim_worker": worker_id,
             "claim_retention_ms": retention_ms,
         }
         return list(self.run(conn, statement, values))
-
-    def _plain_claim_statement(
-        self,
-        task_identifiers: Sequence[str] | None,
-        forbidden_flags: Sequence[str] | None,
-        *,
-        plain_only: bool,
-    ) -> CompoundSelect[Any]:
-        """The claim of plain jobs as one statement (one round trip), built once per filter.
-
-        The candidate SELECT (row-locking, SKIP LOCKED) is a CTE that the
-        UPDATE locking the jobs reads, and the history INSERT reads what the
-        UPDATE returns. The UPDATE locks only when no candidate has a named
-        queue or a rate-limit key: those need a queue or bucket row locked
-        first, in the rounds of :meth:`claim_jobs`. Then the answer is the
-        candidates (with NULL in the other columns), in claim order and
-        still row-locked by this transaction: that first round needs no
-        statement of its own. The limit, worker id and history retention are
-        bind parameters (``claim_limit``, ``claim_worker``,
-        ``claim_retention_ms``), so a worker builds this once, not per claim.
-        """
-        key = (
-            "plain claim",
-            None if task_identifiers is None else tuple(task_identifiers),
-            tuple(forbidden_flags or ()),
-            plain_only,
-            self.dialect.clock_offset_ms,
-        )
-        cached: CompoundSelect[Any] | None = self._statements.get(key)
-        if cached is not None:
-            return cached
-        limit = bindparam("claim_limit", type_=Integer())
-        further = jobs.c.queue_name.is_(None) if plain_only else None
-        candidates = self.claim_candidates_statement(
-            task_identifiers, forbidden_flags, limit, further
-        )
-        found = candidates.cte("candidates")
-        special = select(found.c.id).where(
-            or_(found.c.queue_name.is_not(None), found.c.rate_limit_key.is_not(None))
-        )
-        worker = bindparam("claim_worker", type_=jobs.c.locked_by.type)
-        statement = (
-            update(jobs)
-            .where(jobs.c.id.in_(select(found.c.id)), ~exists(special))
-            .values(self._claim_values(worker, None))
-        )
-        locked = statement.returning(*jobs.c).cte("locked")
-        # The locked jobs, or else the candidates (other columns NULL); UNION ALL,
-        # as a join of the two CTEs would be planned as a nested loop.
-        unlocked = select(
-            *(found.c[c.name] if c.name in found.c else null().label(c.name) for c in jobs.c)
-        ).where(exists(special))
-        # Ordered as it stands, not wrapped in a subquery that names every
-        # column twice more: a shorter text is cheaper to send and convert.
-        both = union_all(select(locked), unlocked)
-        retention = bindparam("claim_retention_ms", type_=BigInteger())
-        order = both.selected_columns
-        answer = both.order_by(order.priority, order.run_at, order.id).add_cte(
-            self._opened_history(locked, retention)
-        )
-        built: CompoundSelect[Any] = self._statements.setdefault(key, answer)
-        return built
 
     def claim_saved(self, conn: Connection, claimed: Sequence[Job]) -> bool:
         """Whether a claim whose COMMIT was lost landed (its history rows exist).
@@ -289,73 +245,6 @@ class Claim(RepositoryBase):
             jobs.c.id.not_in(list(seen)),
             or_(jobs.c.queue_name.is_(None), jobs.c.queue_name.not_in(sorted(closed_queues))),
             or_(jobs.c.rate_limit_key.is_(None), jobs.c.rate_limit_key.not_in(sorted(closed_keys))),
-        )
-
-    def claimable(
-        self,
-        task_identifiers: Sequence[str] | None,
-        forbidden_flags: Sequence[str] | None,
-    ) -> ColumnElement[bool]:
-        """The condition a job must meet to be claimed now."""
-        now = self.dialect.now()
-        locked_queue = exists().where(
-            job_queues.c.queue_name == jobs.c.queue_name, job_queues.c.locked_at.is_not(None)
-        )
-        empty_bucket = exists().where(
-            rate_limits.c.key == jobs.c.rate_limit_key,
-            rate_limits.c.available_tokens <= 0,
-            rate_limits.c.next_refill_at > now,
-        )
-        paused_task = exists().where(
-            task_table.c.identifier == jobs.c.task_identifier,
-            task_table.c.paused_at.is_not(None),
-        )
-        conditions: list[ColumnElement[bool]] = [
-            jobs.c.locked_at.is_(None),
-            jobs.c.attempts < jobs.c.max_attempts,
-            jobs.c.run_at <= now,
-            or_(jobs.c.queue_name.is_(None), ~locked_queue),
-            or_(jobs.c.rate_limit_key.is_(None), ~empty_bucket),
-            ~paused_task,
-        ]
-        if task_identifiers is not None:
-            conditions.append(self.dialect.one_of(jobs.c.task_identifier, list(task_identifiers)))
-        if forbidden_flags:
-            conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
-        return and_(*conditions)
-
-    def claimable_job_ids(
-        self,
-        conn: Connection,
-        task_identifiers: Sequence[str] | None,
-        forbidden_flags: Sequence[str] | None,
-        limit: int,
-    ) -> list[uuid.UUID]:
-        """Ids of up to ``limit`` jobs a worker with these filters could claim now."""
-        statement = (
-            select(jobs.c.id).where(self.claimable(task_identifiers, forbidden_flags)).limit(limit)
-        )
-        return list(self.run(conn, statement).scalars())
-
-    def claim_candidates_statement(
-        self,
-        task_identifiers: Sequence[str] | None,
-        forbidden_flags: Sequence[str] | None,
-        limit: int | BindParameter[int],
-        further: ColumnElement[bool] | None = None,
-    ) -> Select[Any]:
-        """The claim's candidate query: claimable jobs in claim order, row-locked, SKIP LOCKED."""
-        condition = self.claimable(task_identifiers, forbidden_flags)
-        if further is not None:
-            condition = and_(condition, further)
-        return (
-            select(
-                jobs.c.id, jobs.c.queue_name, jobs.c.rate_limit_key, jobs.c.priority, jobs.c.run_at
-            )
-            .where(condition)
-            .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=jobs)
         )
 
     def _claim_candidates(
@@ -484,77 +373,3 @@ class Claim(RepositoryBase):
         if lock_queues is not None:
             claimed = claimed.add_cte(lock_queues.cte("locked_queues"))
         return {row.id: row for row in self.run(conn, claimed)}
-
-    def _opened_history(self, locked: Any, retention_ms: int | BindParameter[int]) -> Any:
-        """The history INSERT ... SELECT of the rows a locking CTE returns, as a CTE."""
-        columns = self._history_columns(locked.c, retention_ms)
-        opened = job_history.insert().from_select(
-            list(columns), select(*(value.label(name) for name, value in columns.items()))
-        )
-        return opened.cte("opened")
-
-    def _claim_values(
-        self, worker_id: str | BindParameter[str], ids: Sequence[uuid.UUID] | None
-    ) -> dict[str, ColumnElement[Any] | str]:
-        """What a claim sets on the jobs it locks (``ids``: where the database makes no uuid)."""
-        now = self.dialect.now()
-        return {
-            "locked_at": now,
-            "locked_by": worker_id,
-            "correlation_id": self._new_correlations(ids or ()),
-            "attempts": jobs.c.attempts + 1,
-            "revision": jobs.c.revision + 1,
-            "updated_at": now,
-        }
-
-    def _new_correlations(self, ids: Sequence[uuid.UUID]) -> ColumnElement[uuid.UUID]:
-        """A fresh claim id per job: made by the database where it can, else sent per row."""
-        made = self.dialect.new_uuid()
-        if made is not None:
-            return made
-        return case({job_id: uuid.uuid4() for job_id in ids}, value=jobs.c.id)
-
-    def _history_columns(
-        self, source: Any, retention_ms: int | BindParameter[int]
-    ) -> dict[str, ColumnElement[Any]]:
-        """A ``started`` history row made of a just-locked job's columns and its claim clock."""
-        waited = self.dialect.ms_between(source.run_at, source.locked_at)
-        return {
-            "id": source.correlation_id,
-            "job_id": source.id,
-            "correlation_id": source.correlation_id,
-            "task_identifier": source.task_identifier,
-            "payload": source.payload,
-            "queue_name": source.queue_name,
-            "priority": source.priority,
-            "flags": source.flags,
-            "rate_limit_key": source.rate_limit_key,
-            "worker_id": source.locked_by,
-            "status": literal("started"),
-            "started_at": source.locked_at,
-            "queue_time_ms": case(
-                (waited < 0, literal(0)),
-                (waited > 2**31 - 1, literal(2**31 - 1)),
-                else_=waited,
-            ),
-            "attempt_number": source.attempts,
-            "created_at": source.locked_at,
-            "expires_at": self.dialect.add_ms(source.locked_at, retention_ms),
-        }
-
-    def _open_history(self, conn: Connection, ids: Sequence[uuid.UUID], retention_ms: int) -> None:
-        """One ``started`` row per claimed job, copied by the database from the row it locked.
-
-        INSERT ... SELECT keeps the payloads and per-row parameters off the
-        wire: the history row is made of the job's columns and the claim's
-        clock (``locked_at``), so it needs nothing from Python but the ids.
-        """
-        columns = self._history_columns(jobs.c, retention_ms)
-        source = select(*(value.label(name) for name, value in columns.items()))
-        for part in chunks(list(ids)):
-            self.run(
-                conn,
-                job_history.insert().from_select(
-                    list(columns), source.where(jobs.c.id.in_(list(part)))
-                ),
-            )

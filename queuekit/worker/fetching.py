@@ -47,7 +47,7 @@ class Fetcher:
                     if state.stopping:
                         return
                     want = self._wanted()
-                    if want and (not state.dry or state.wake):
+                    if want and (not state.dry or state.wake or state.slot_freed_since_capped()):
                         break
                     if state.mode == "drain":
                         if state.dry and not state.wake and state.drained():
@@ -77,7 +77,7 @@ class Fetcher:
                     holding = bool(state.held)
                     # Jobs of named queues only for slots free now: one waiting in the
                     # buffer would hold its whole queue while others could run it.
-                    startable = max(0, state.claimable_slots() - len(state.ready))
+                    startable = state.startable()
                 jobs = settings.manager.claim_for_worker(
                     settings.worker_id,
                     task_identifiers=settings.task_identifiers,
@@ -104,7 +104,7 @@ class Fetcher:
                 if not holding:
                     # Every lock we hold now was taken by this claim.
                     state.lease_from = max(state.lease_from, claim_started)
-            self._accept(jobs, want)
+            self._accept(jobs, want, startable)
 
     def _wanted(self) -> int:
         """Jobs to claim now: idle task slots plus prefetch, minus what is waiting."""
@@ -138,18 +138,19 @@ class Fetcher:
         covering = int(per_second * state.claim_seconds * 2)
         state.prefetch = max(settings.prefetch, min(ADAPTIVE_PREFETCH_MAX, covering))
 
-    def _accept(self, jobs: list[Job], wanted: int) -> None:
+    def _accept(self, jobs: list[Job], wanted: int, max_queued: int) -> None:
         state = self.state
         with state.lock:
-            state.dry = len(jobs) < wanted
-            if not jobs:
-                return
             state.stats.claimed += len(jobs)
             for job in jobs:
                 assert job.correlation_id is not None
                 state.held[job.correlation_id] = job
             state.ready.extend(jobs)
-            self._dispatch()
+            if jobs:
+                self._dispatch()
+            state.note_claim(jobs, wanted, max_queued)
+            if not jobs:
+                return
         if self.reporter.wants("job/claimed"):
             for job in jobs:
                 self.reporter.emit("job/claimed", state.job_data(job))

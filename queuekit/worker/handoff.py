@@ -84,7 +84,7 @@ class Handoff:
         takes one of the slots free now (the claim took no more of them than
         that); the rest follow, ahead of older buffered jobs. Like the fetch
         loop's claims, a claim that found less than it asked for marks the
-        worker dry.
+        worker dry (``WorkerState.note_claim``).
         """
         state = self.state
         if claimed and state.stopping:
@@ -96,8 +96,8 @@ class Handoff:
         queued = [job for job in claimed if job.queue_name is not None]
         plain = [job for job in claimed if job.queue_name is None]
         state.ready.extendleft(reversed(queued + plain))
-        state.dry = len(claimed) < plan.asked
         self._dispatch()  # also fills kept slots the settle claimed nothing for
+        state.note_claim(claimed, plan.asked, plan.slots + plan.more_queued)
         return []
 
     def report(self, claimed: list[Job], refused: list[Job]) -> None:

@@ -183,6 +183,12 @@ class WorkerState:
         self.wake = False
         #: The last claim found fewer jobs than it asked for.
         self.dry = False
+        #: When the last claim came back short with as many named-queue jobs as it
+        #: might take (``max_queued``), the slots it could fill then
+        #: (:meth:`startable`): more queued jobs may be waiting for a slot, so a
+        #: slot freeing beyond this lets the fetch loop claim before its poll.
+        #: None after a claim that was short for want of jobs.
+        self.capped_at: int | None = None
         #: A claim failed: it may have committed with its answer lost.
         self.suspect_orphans = False
         self.threads_exit = False
@@ -218,6 +224,27 @@ class WorkerState:
     def drained(self) -> bool:
         """Whether nothing is claimed, running or waiting to be written."""
         return not (self.ready or self.running or self.pending or self.flushing)
+
+    def startable(self) -> int:
+        """Slots free for a claimed job now: claimable, less the jobs waiting to start."""
+        return max(0, self.claimable_slots() - len(self.ready))
+
+    def note_claim(self, claimed: list[Job], asked: int, max_queued: int | None) -> None:
+        """Mark the worker dry after a short claim, telling a cap on named-queue jobs apart.
+
+        A claim short of ``asked`` because nothing else was claimable waits
+        for a notification or the poll. One that also took ``max_queued``
+        named-queue jobs may have left others only for want of a slot to
+        start them in (call after the claimed jobs were dispatched).
+        """
+        self.dry = len(claimed) < asked
+        queued = sum(1 for job in claimed if job.queue_name is not None)
+        capped = self.dry and max_queued is not None and queued >= max_queued
+        self.capped_at = self.startable() if capped else None
+
+    def slot_freed_since_capped(self) -> bool:
+        """Whether a slot freed since a claim cut short by the named-queue cap."""
+        return self.capped_at is not None and self.startable() > self.capped_at
 
     def claimable_slots(self) -> int:
         """Task slots a claim may fill now (free, and not waiting for their queue's release)."""
