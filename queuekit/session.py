@@ -174,6 +174,36 @@ class Transactions:
                 time.sleep(random.uniform(0.005, 0.05) * attempt)
             raise AssertionError("unreachable")
 
+    def run_alone(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work``, one statement, in autocommit: the statement commits by itself.
+
+        One round trip instead of three (no BEGIN, no COMMIT of its own), for
+        work whose single statement is complete by itself. A statement the
+        server rolled back (deadlock, serialization failure) is retried. When
+        the connection is lost the outcome is unknown and the error is raised,
+        never retried: only a caller that can find what such a statement did
+        may use this (the worker releases jobs held under its id that it does
+        not know).
+        """
+        with translate_db_errors():
+            self.check(self.engine)
+            for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+                started = False
+                try:
+                    with self.engine.connect() as conn:
+                        conn.execution_options(isolation_level="AUTOCOMMIT")
+                        started = True
+                        return work(conn)
+                except sa_exc.DBAPIError as error:
+                    # Failing to connect is retried like any transient error.
+                    if (started and is_connection_lost(error)) or not is_transient(error):
+                        raise
+                    if attempt == TRANSIENT_ATTEMPTS:
+                        raise
+                    log.debug("retrying after a transient database error: %s", error.orig)
+                    time.sleep(random.uniform(0.005, 0.05) * attempt)
+            raise AssertionError("unreachable")
+
     def _once(self, work: Callable[[Connection], T], confirm: Confirm[T] | None) -> T:
         """One own transaction; an unknown COMMIT outcome is settled or raised."""
         committing = False

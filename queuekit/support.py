@@ -33,6 +33,9 @@ class Support(ManagerPart):
     """Internal statements run for queuekit's worker, scheduler, CLI and dashboard."""
 
     retry: RetryPolicy
+    get_jobs: Callable[..., list[Job]]  # JobManager's (Claims)
+    #: Worker filters whose last claim took jobs of named queues or rate-limit keys.
+    _rounds: set[tuple[tuple[str, ...] | None, tuple[str, ...]]]
 
     def add_jobs(self, specs: Sequence[JobSpec], *, session: SessionLike = None) -> list[Job]:
         raise NotImplementedError  # JobManager validates and enqueues
@@ -42,6 +45,69 @@ class Support(ManagerPart):
     def held_jobs(self, worker_id: str) -> list[Job]:
         """Jobs ``worker_id`` holds locked (to find claims whose answer was lost)."""
         return self._run(None, lambda conn: self.repository.held_jobs(conn, worker_id))
+
+    def claim_for_worker(
+        self,
+        worker_id: str,
+        *,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        batch_size: int,
+        history_retention: Duration,
+        max_queued: int | None,
+    ) -> list[Job]:
+        """The worker's claim: ``get_jobs``, in one round trip where it can.
+
+        Where the claim of plain jobs is one statement (PostgreSQL), that
+        statement runs alone in autocommit: no BEGIN, no COMMIT of its own.
+        When candidates fell out of it or have a rate-limit key, ``get_jobs``
+        claims the rest in a transaction (what the statement locked is
+        claimed and kept); later claims with these filters go there directly
+        while such jobs keep coming. A
+        connection lost during the statement raises without a check of what
+        it did: the worker then releases jobs held under its id that it does
+        not know. The arguments are the worker's own, checked when it was made.
+        """
+        filters = (
+            None if task_identifiers is None else tuple(task_identifiers),
+            tuple(forbidden_flags or ()),
+        )
+        repository = self.repository
+        alone = repository.dialect.writes_in_ctes and batch_size > 0
+        alone = alone and (task_identifiers is None or len(task_identifiers) > 0)
+        earlier: list[Job] = []
+        if alone and filters not in self._rounds:
+            retention_ms = duration_ms(history_retention, name="history_retention")
+            earlier, whole = self.transactions.run_alone(
+                lambda conn: repository.claim_plain_jobs(
+                    conn,
+                    worker_id,
+                    task_identifiers=task_identifiers,
+                    forbidden_flags=forbidden_flags,
+                    batch_size=batch_size,
+                    retention_ms=retention_ms,
+                    max_queued=max_queued,
+                )
+            )
+            hooks = instrumentation.hooks
+            if hooks is not None and earlier:
+                hooks.claimed(earlier)
+            if whole:
+                return earlier
+        queued = sum(1 for job in earlier if job.queue_name is not None)
+        jobs = self.get_jobs(
+            worker_id,
+            task_identifiers=task_identifiers,
+            forbidden_flags=forbidden_flags,
+            batch_size=batch_size - len(earlier),
+            history_retention=history_retention,
+            max_queued=None if max_queued is None else max(0, max_queued - queued),
+        )
+        if any(job.queue_name is not None or job.rate_limit_key is not None for job in jobs):
+            self._rounds.add(filters)
+        else:
+            self._rounds.discard(filters)
+        return earlier + jobs
 
     def claimable_job_ids(
         self,

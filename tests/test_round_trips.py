@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,13 @@ from queuekit import JobError, JobManager, JobSpec, PartialSuccess
 from queuekit.repository import Outcome
 
 BATCHES = (1, 10, 50)
+#: The worker's claim arguments (``Worker`` checks them when it is made).
+WORKER_CLAIM: dict[str, Any] = {
+    "task_identifiers": None,
+    "forbidden_flags": None,
+    "history_retention": "1 day",
+    "max_queued": None,
+}
 #: Statements of one claim at most, by the jobs it meets and the dialect (MariaDB
 #: has no UPDATE ... RETURNING; SQLite opens its write transaction with a statement).
 CLAIM_STATEMENTS = {
@@ -214,6 +222,96 @@ def test_a_claim_of_plain_jobs_is_one_statement_on_postgresql(
     assert (opened, locked) == (sum(BATCHES), sum(BATCHES))
 
 
+def _autocommit_listener(engine: sa.Engine, seen: list[bool]) -> Any:
+    """Record, per statement, whether its connection was in autocommit (no BEGIN, no COMMIT)."""
+
+    def listener(conn: sa.Connection, *_: Any) -> None:
+        if engine.dialect.name == "postgresql":  # psycopg's own flag
+            seen.append(bool(conn.connection.dbapi_connection.autocommit))  # type: ignore[union-attr]
+        else:
+            seen.append(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    return listener
+
+
+@pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)
+def test_the_worker_claim_of_plain_jobs_is_one_round_trip_on_postgresql(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    """One statement in autocommit: psycopg sends neither BEGIN nor COMMIT around it."""
+    manager.add_jobs([JobSpec("t", {"i": i}, priority=i % 3) for i in range(sum(BATCHES))])
+    autocommit: list[bool] = []
+    listener = _autocommit_listener(engine, autocommit)
+    claimed_ids = []
+    try:
+        for size in BATCHES:
+            with counting(engine) as counter:
+                claimed = manager.claim_for_worker(WORKER, **WORKER_CLAIM, batch_size=size)
+            assert len(claimed) == size
+            assert counter.count == 1, counter.statements
+            order = [(job.priority, job.run_at, job.id) for job in claimed]
+            assert order == sorted(order)
+            claimed_ids += [job.id for job in claimed]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert autocommit == [True] * len(BATCHES)
+    assert len(set(claimed_ids)) == sum(BATCHES)
+    with engine.connect() as conn:
+        opened = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_history WHERE status = 'started'")
+        ).scalar()
+        locked = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_jobs WHERE locked_by = :w"), {"w": WORKER}
+        ).scalar()
+    assert (opened, locked) == (sum(BATCHES), sum(BATCHES))
+
+
+def test_the_worker_claim_meeting_named_queues_and_keys_takes_what_it_may(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    """Where a candidate needs the claim's rounds, the worker's claim is ``get_jobs``'s.
+
+    On PostgreSQL the one-statement attempt writes nothing then, the next
+    claim with the same filters goes to the transaction directly, and the one
+    after a claim of plain jobs only tries the single statement again.
+    """
+    manager.register_rate_limit("api", 2, "1 hour")
+    specs = []
+    for i in range(12):
+        queue = ("qa", "qb")[i % 2] if i % 3 == 0 else None
+        key = "api" if i % 3 == 1 else None
+        specs.append(JobSpec("t", {"i": i}, queue_name=queue, rate_limit_key=key))
+    manager.add_jobs(specs)
+    autocommit: list[bool] = []
+    listener = _autocommit_listener(engine, autocommit)
+    try:
+        first = manager.claim_for_worker(WORKER, **WORKER_CLAIM, batch_size=20)
+        on_pg = engine.dialect.name == "postgresql"
+        assert autocommit[:1] == [on_pg] and not any(autocommit[1:])
+        taken = sorted(job.payload["i"] for job in first)
+        assert [i for i in taken if i % 3 == 2] == [i for i in range(12) if i % 3 == 2]
+        assert sorted(job.queue_name for job in first if job.queue_name) == ["qa", "qb"]
+        assert len([job for job in first if job.rate_limit_key]) == 2
+        manager.add_jobs([JobSpec("t", {"i": 100 + i}) for i in range(3)])
+        del autocommit[:]
+        second = manager.claim_for_worker(WORKER, **WORKER_CLAIM, batch_size=20)
+        assert sorted(job.payload["i"] for job in second) == [100, 101, 102]
+        assert not any(autocommit)  # straight to the transaction
+        manager.add_jobs([JobSpec("t", {"i": 200})])
+        del autocommit[:]
+        [third] = manager.claim_for_worker(WORKER, **WORKER_CLAIM, batch_size=20)
+        assert third.payload["i"] == 200
+        assert autocommit == [True] if on_pg else not any(autocommit), autocommit
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    with engine.connect() as conn:
+        opened = conn.execute(
+            sa.text("SELECT COUNT(*) FROM queuekit_job_history WHERE status = 'started'")
+        ).scalar()
+    assert opened == len(first) + len(second) + 1
+
+
 def test_a_claim_meeting_named_queues_and_keys_takes_what_it_may(
     manager: JobManager, engine: sa.Engine
 ) -> None:
@@ -302,6 +400,27 @@ def test_a_flush_of_failures_is_one_statement_on_postgresql(
     assert all("ValueError" in r.error_stack for r in rows)
     assert (held, locked) == (0, 0)
     assert exhausted == len(manager.list_jobs(status="exhausted", limit=1000)) > 0
+
+
+def test_a_keyed_pair_of_takes_new_pairs_as_parameters(
+    manager: JobManager, engine: sa.Engine
+) -> None:
+    """A statement built once with ``pair_of(..., key=...)`` matches the pairs it is given."""
+    from queuekit.models import jobs
+
+    manager.add_jobs([JobSpec("t", {"i": i}) for i in range(3)])
+    claimed = manager.get_jobs(WORKER, batch_size=3)
+    dialect = manager.dialect
+    statement = sa.select(jobs.c.id).where(
+        dialect.pair_of(jobs.c.id, jobs.c.correlation_id, [], key="pairs")
+    )
+    pairs = [(job.id, job.correlation_id) for job in claimed]
+    with engine.connect() as conn:
+        for chosen in (pairs[:1], pairs[1:], [(pairs[0][0], pairs[1][1])], pairs):
+            found = conn.execute(statement, dialect.pair_values("pairs", chosen)).scalars()
+            # A job's id with another claim's correlation id matches nothing.
+            expected = {i for i, c in chosen if (i, c) in pairs}
+            assert set(found) == expected
 
 
 @pytest.mark.parametrize("module_engine", ["postgresql"], indirect=True)

@@ -511,7 +511,7 @@ def test_a_lost_claim_answer_releases_the_orphans(
 ) -> None:
     """A claim that committed but whose answer never arrived leaves no job stuck."""
     jobs = manager.add_jobs([JobSpec("t", {"n": n}) for n in range(3)])
-    real_get_jobs = manager.get_jobs
+    real_get_jobs = manager.claim_for_worker
     calls: list[int] = []
 
     def lossy_get_jobs(worker_id: str, **kwargs: Any) -> Any:
@@ -521,7 +521,7 @@ def test_a_lost_claim_answer_releases_the_orphans(
             raise TransientDatabaseError("server closed the connection unexpectedly")
         return claimed
 
-    monkeypatch.setattr(manager, "get_jobs", lossy_get_jobs)
+    monkeypatch.setattr(manager, "claim_for_worker", lossy_get_jobs)
     runs: Counter[uuid.UUID] = Counter()
     worker = quiet_worker(manager, {"t": lambda _p, ctx: runs.update([ctx.job.id])})
     stats = worker.drain()

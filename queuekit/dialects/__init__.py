@@ -16,7 +16,7 @@ all dialects. The members of ``DialectSupport``, by what they are for:
 - Statements: ``has_any_flag``, ``upsert``, ``insert_skipping_conflicts``,
   ``skip_insert_returns_ids``, ``new_uuid``, ``writes_in_ctes``.
 - Values sent as arrays where the database takes them (one statement text for
-  any count): ``one_of``, ``pair_of``, ``rows_of``.
+  any count): ``one_of``, ``pair_of``, ``pair_values``, ``rows_of``.
 - Bulk loading: ``bulk_loads``, ``copy_rows``.
 - Waking workers: ``notifies``, ``wake_up_values``, ``wake_up_condition``, ``open_listener`` (a
   :class:`~queuekit.dialects.base.Listener`).

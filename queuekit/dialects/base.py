@@ -187,18 +187,41 @@ class DialectSupport:
         first: ColumnElement[Any],
         second: ColumnElement[Any],
         pairs: Sequence[tuple[Any, Any]],
+        *,
+        key: str | None = None,
     ) -> ColumnElement[bool]:
-        """True where ``(first, second)`` equals one of ``pairs`` (a row-value IN by default)."""
+        """True where ``(first, second)`` equals one of ``pairs`` (a row-value IN by default).
+
+        With ``key`` the values are bound under names (``{key}_first`` and
+        ``{key}_second`` on dialects with array parameters, ``key`` itself
+        here), so a statement built once takes new pairs as execution
+        parameters (see :meth:`pair_values`).
+        """
+        if key is not None:
+            return tuple_(first, second).in_(bindparam(key, list(pairs), expanding=True))
         return tuple_(first, second).in_(list(pairs))
 
+    def pair_values(self, key: str, pairs: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
+        """The execution parameters of a ``pair_of(..., key=key)`` for ``pairs``."""
+        return {key: list(pairs)}
+
     def rows_of(
-        self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
+        self,
+        name: str,
+        columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]],
+        *,
+        keyed: bool = False,
     ) -> FromClause:
         """Equal-length lists of values as a named table of rows (a UNION ALL by default).
 
         A dialect with array parameters sends one array per column, so the
-        statement text does not depend on how many rows there are.
+        statement text does not depend on how many rows there are; ``keyed``
+        binds each array as ``{name}_{column}``, so a statement built once
+        takes new rows as execution parameters (only there: a UNION ALL's
+        shape depends on the row count).
         """
+        if keyed:
+            raise NotImplementedError("keyed rows need a dialect with array parameters")
         rows = list(zip(*(v for _, v in columns.values()), strict=True))
         types = [(n, t) for n, (t, _) in columns.items()]
         if not rows:

@@ -159,20 +159,33 @@ class PostgreSQLSupport(OnConflictSupport):
         first: ColumnElement[Any],
         second: ColumnElement[Any],
         pairs: Sequence[tuple[Any, Any]],
+        *,
+        key: str | None = None,
     ) -> ColumnElement[bool]:
         # Two arrays unnested side by side give the pairs back as rows.
-        firsts = bindparam(None, [p[0] for p in pairs], type_=ARRAY(first.type))
-        seconds = bindparam(None, [p[1] for p in pairs], type_=ARRAY(second.type))
+        names = (None, None) if key is None else (f"{key}_first", f"{key}_second")
+        firsts = bindparam(names[0], [p[0] for p in pairs], type_=ARRAY(first.type))
+        seconds = bindparam(names[1], [p[1] for p in pairs], type_=ARRAY(second.type))
         zipped = select(func.unnest(firsts), func.unnest(seconds))
         return tuple_(first, second).in_(zipped)
 
+    def pair_values(self, key: str, pairs: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
+        return {f"{key}_first": [p[0] for p in pairs], f"{key}_second": [p[1] for p in pairs]}
+
     def rows_of(
-        self, name: str, columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]]
+        self,
+        name: str,
+        columns: Mapping[str, tuple[TypeEngine[Any], Sequence[Any]]],
+        *,
+        keyed: bool = False,
     ) -> FromClause:
         # unnest() of one array per column, side by side, zips them into rows.
         return select(
             *(
-                func.unnest(bindparam(None, list(v), type_=ARRAY(t)), type_=t).label(n)
+                func.unnest(
+                    bindparam(f"{name}_{n}" if keyed else None, list(v), type_=ARRAY(t)),
+                    type_=t,
+                ).label(n)
                 for n, (t, v) in columns.items()
             )
         ).subquery(name)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Executable,
@@ -240,7 +241,7 @@ class RepositoryBase:
             self.run(conn, self._unlock_queues_statement(wanted, holder, wake=wake))
 
     def _unlock_queues_statement(
-        self, names: Any, holder: str | None, *, wake: bool = True
+        self, names: Any, holder: str | BindParameter[str] | None, *, wake: bool = True
     ) -> Update:
         """The UPDATE that frees ``names`` (a list or a subquery) and wakes workers at commit.
 

@@ -73,16 +73,15 @@ class Claim(ClaimStatements):
         first: list[Any] | None = None
         earlier: dict[uuid.UUID, Job] = {}  # locked by the one-statement first round
         if self.dialect.writes_in_ctes:
-            statement = self._plain_claim_statement(
-                task_identifiers, forbidden_flags, plain_only=max_queued == 0
+            rows = self._plain_claim(
+                conn,
+                worker_id,
+                task_identifiers,
+                forbidden_flags,
+                batch_size,
+                retention_ms,
+                max_queued,
             )
-            values = {
-                "claim_limit": batch_size,
-                "claim_max_queued": batch_size if max_queued is None else max_queued,
-                "claim_worker": worker_id,
-                "claim_retention_ms": retention_ms,
-            }
-            rows = list(self.run(conn, statement, values))
             earlier = {
                 row.id: job_from_row(row, with_correlation=True)
                 for row in rows
@@ -169,6 +168,59 @@ class Claim(ClaimStatements):
             conn, worker_id, later, queues, retention_ms
         )
         return sorted(claimed, key=lambda job: (job.priority, job.run_at, job.id))
+
+    def claim_plain_jobs(
+        self,
+        conn: Connection,
+        worker_id: str,
+        *,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        batch_size: int,
+        retention_ms: int,
+        max_queued: int | None,
+    ) -> tuple[list[Job], bool]:
+        """The claim's first statement alone (dialects that write in CTEs): what it locked.
+
+        Also whether that is the whole claim: not when some candidates fell
+        out or have a rate-limit key, which need the rounds of
+        :meth:`claim_jobs` (the jobs it did lock are claimed all the same:
+        never drop them). Being one statement, it may run in autocommit (one
+        round trip).
+        """
+        rows = self._plain_claim(
+            conn,
+            worker_id,
+            task_identifiers,
+            forbidden_flags,
+            batch_size,
+            retention_ms,
+            max_queued,
+        )
+        locked = [job_from_row(r, with_correlation=True) for r in rows if r.correlation_id]
+        return locked, len(locked) == len(rows)
+
+    def _plain_claim(
+        self,
+        conn: Connection,
+        worker_id: str,
+        task_identifiers: Sequence[str] | None,
+        forbidden_flags: Sequence[str] | None,
+        batch_size: int,
+        retention_ms: int,
+        max_queued: int | None,
+    ) -> list[Any]:
+        """Run the one-statement first round: locked jobs, and candidates left for the rounds."""
+        statement = self._plain_claim_statement(
+            task_identifiers, forbidden_flags, plain_only=max_queued == 0
+        )
+        values = {
+            "claim_limit": batch_size,
+            "claim_max_queued": batch_size if max_queued is None else max_queued,
+            "claim_worker": worker_id,
+            "claim_retention_ms": retention_ms,
+        }
+        return list(self.run(conn, statement, values))
 
     def claim_saved(self, conn: Connection, claimed: Sequence[Job]) -> bool:
         """Whether a claim whose COMMIT was lost landed (its history rows exist).

@@ -194,7 +194,7 @@ class ClaimStatements(RepositoryBase):
             ~paused_task,
         ]
         if task_identifiers is not None:
-            conditions.append(jobs.c.task_identifier.in_(list(task_identifiers)))
+            conditions.append(self.dialect.one_of(jobs.c.task_identifier, list(task_identifiers)))
         if forbidden_flags:
             conditions.append(~self.dialect.has_any_flag(jobs.c.flags, forbidden_flags))
         return and_(*conditions)

@@ -12,8 +12,11 @@ from sqlalchemy import (
     Connection,
     Text,
     Uuid,
+    bindparam,
     case,
     delete,
+    literal,
+    null,
     select,
     update,
 )
@@ -130,7 +133,9 @@ class Outcomes(Catalog):
         Freed named queues wake listening workers at commit, unless ``wake``
         is false (the caller claims for them first, see ``finish_and_claim``).
         """
-        if self.dialect.writes_in_ctes and all(o.kind == "completed" for o in outcomes):
+        if self.dialect.writes_in_ctes and all(
+            o.kind == "completed" and o.error is None and o.partial is None for o in outcomes
+        ):
             return self._complete_in_one_statement(conn, worker_id, outcomes, wake=wake)
         if self.dialect.writes_in_ctes and all(o.kind == "failed" for o in outcomes):
             return self._fail_in_one_statement(conn, worker_id, outcomes, retry, wake=wake)
@@ -219,10 +224,35 @@ class Outcomes(Catalog):
             # A claim counts once per call, and only for the job it was made on.
             mine.setdefault(outcome.job.correlation_id, outcome)
         claims = [(o.job.id, correlation) for correlation, o in mine.items()]
+        times = [o.execution_time_ms for o in mine.values()]
+        queued = any(o.job.queue_name for o in mine.values())
+        statement = self._completion_statement(queued=queued, wake=wake)
+        params = {
+            **self.dialect.pair_values("done_claims", claims),
+            "done_worker": worker_id,
+            "outcome_times_correlation_id": list(mine),
+            "outcome_times_execution_time_ms": times,
+        }
+        rows = list(self.run(conn, statement, params))
+        self.touch_tasks(conn, (row.task_identifier for row in rows))
+        done = {row.correlation_id for row in rows}
+        return [FinishedJob(o, o.job, False) for c, o in mine.items() if c in done]
+
+    def _completion_statement(self, *, queued: bool, wake: bool) -> Any:
+        """The completion flush, built once per shape; claims, worker and times are parameters.
+
+        Only completed attempts use it (no error, no partial results), so the
+        closed history rows get the same values but for their execution times.
+        """
+        key = ("completion", queued, wake, self.dialect.clock_offset_ms)
+        cached = self._statements.get(key)
+        if cached is not None:
+            return cached
+        worker = bindparam("done_worker", type_=jobs.c.locked_by.type)
         finished_jobs = (
             delete(jobs)
-            .where(self.dialect.pair_of(jobs.c.id, jobs.c.correlation_id, claims))
-            .where(jobs.c.locked_by == worker_id)
+            .where(self.dialect.pair_of(jobs.c.id, jobs.c.correlation_id, [], key="done_claims"))
+            .where(jobs.c.locked_by == worker)
             .returning(jobs.c.correlation_id, jobs.c.task_identifier, jobs.c.queue_name)
             .cte("finished_jobs")
         )
@@ -230,13 +260,25 @@ class Outcomes(Catalog):
         # attempts) come as a table of rows, so the statement text stays the same.
         times = self.dialect.rows_of(
             "outcome_times",
-            {
-                "correlation_id": (Uuid(), list(mine)),
-                "execution_time_ms": (BigInteger(), [o.execution_time_ms for o in mine.values()]),
-            },
+            {"correlation_id": (Uuid(), []), "execution_time_ms": (BigInteger(), [])},
+            keyed=True,
         )
-        closing = self._closing_values(list(mine.values()))
-        closing["execution_time_ms"] = times.c.execution_time_ms
+        closing: dict[str, Any] = {
+            name: null()  # SQL NULL, as when the values are per row (a JSON None is 'null')
+            for name in (
+                "error_message",
+                "error_stack",
+                "completed_steps",
+                "failed_steps",
+                "retry_from_step",
+                "partial_results",
+            )
+        }
+        closing.update(
+            completed_at=self.dialect.now(),
+            status=literal("completed", job_history.c.status.type),
+            execution_time_ms=times.c.execution_time_ms,
+        )
         closed = (
             update(job_history)
             .where(
@@ -248,16 +290,13 @@ class Outcomes(Catalog):
         )
         statement = select(finished_jobs.c.correlation_id, finished_jobs.c.task_identifier)
         statement = statement.add_cte(closed.cte("closed_history"))
-        if any(o.job.queue_name for o in mine.values()):
+        if queued:
             # Only when a queue may be freed: the wake-up runs whether or not a row matches.
             freed = self._unlock_queues_statement(
-                select(finished_jobs.c.queue_name), worker_id, wake=wake
+                select(finished_jobs.c.queue_name), worker, wake=wake
             )
             statement = statement.add_cte(freed.cte("freed_queues"))
-        rows = list(self.run(conn, statement))
-        self.touch_tasks(conn, (row.task_identifier for row in rows))
-        done = {row.correlation_id for row in rows}
-        return [FinishedJob(o, o.job, False) for c, o in mine.items() if c in done]
+        return self._statements.setdefault(key, statement)
 
     def _fail_in_one_statement(
         self,

@@ -78,7 +78,7 @@ class Fetcher:
                     # Jobs of named queues only for slots free now: one waiting in the
                     # buffer would hold its whole queue while others could run it.
                     startable = state.startable()
-                jobs = settings.manager.get_jobs(
+                jobs = settings.manager.claim_for_worker(
                     settings.worker_id,
                     task_identifiers=settings.task_identifiers,
                     forbidden_flags=settings.forbidden_flags,

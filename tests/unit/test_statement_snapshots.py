@@ -197,6 +197,25 @@ def test_settle(sa_dialect: tuple[str, Dialect]) -> None:
     check_snapshot(f"settle.{name}.sql", recorder.compiled())
 
 
+def test_settle_completions(sa_dialect: tuple[str, Dialect]) -> None:
+    """A flush of completions alone: on PostgreSQL one statement built once, values bound."""
+    name, dialect = sa_dialect
+    first, second = job_row(), job_row()
+    recorder = StatementRecorder(dialect, [first, second])
+    outcomes = [
+        Outcome(job_from_row(Row(row), with_correlation=True), "completed", ms)
+        for row, ms in ((first, 5), (second, 9))
+    ]
+    finished = repository_for(dialect).finish_jobs(
+        recorder,  # type: ignore[arg-type]
+        "worker-1",
+        outcomes,
+        RetryPolicy(jitter=0),
+    )
+    assert [f.outcome.kind for f in finished] == ["completed", "completed"]
+    check_snapshot(f"settle-completions.{name}.sql", recorder.compiled())
+
+
 def test_enqueue(sa_dialect: tuple[str, Dialect]) -> None:
     name, dialect = sa_dialect
     recorder = StatementRecorder(dialect)
@@ -222,7 +241,7 @@ def test_enqueue_with_a_job_key(sa_dialect: tuple[str, Dialect]) -> None:
 def test_every_snapshot_file_belongs_to_a_test() -> None:
     expected = {
         f"{case}.{name}.sql"
-        for case in ("claim", "settle", "enqueue", "enqueue-keyed")
+        for case in ("claim", "settle", "settle-completions", "enqueue", "enqueue-keyed")
         for name in DIALECTS
     }
     assert {path.name for path in SNAPSHOTS.glob("*.sql")} == expected

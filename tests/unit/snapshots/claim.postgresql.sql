@@ -8,7 +8,7 @@ WHERE queuekit_job_queues.queue_name = queuekit_jobs.queue_name AND queuekit_job
 FROM queuekit_rate_limits 
 WHERE queuekit_rate_limits.key = queuekit_jobs.rate_limit_key AND queuekit_rate_limits.available_tokens <= %(available_tokens_1)s::INTEGER AND queuekit_rate_limits.next_refill_at > statement_timestamp()))) AND NOT (EXISTS (SELECT * 
 FROM queuekit_task_identifiers 
-WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND queuekit_task_identifiers.paused_at IS NOT NULL)) AND queuekit_jobs.task_identifier IN (__[POSTCOMPILE_task_identifier_1]) AND NOT (queuekit_jobs.flags ?| %(param_7)s::TEXT[]) ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id 
+WHERE queuekit_task_identifiers.identifier = queuekit_jobs.task_identifier AND queuekit_task_identifiers.paused_at IS NOT NULL)) AND queuekit_jobs.task_identifier = ANY (%(param_7)s::VARCHAR(255)[]) AND NOT (queuekit_jobs.flags ?| %(param_8)s::TEXT[]) ORDER BY queuekit_jobs.priority, queuekit_jobs.run_at, queuekit_jobs.id 
  LIMIT %(claim_limit)s::INTEGER FOR UPDATE OF queuekit_jobs SKIP LOCKED), 
 free_queues AS 
 (SELECT queuekit_job_queues.queue_name AS queue_name 
