@@ -11,7 +11,7 @@ all dialects. The members of ``DialectSupport``, by what they are for:
 - Connections and transactions: ``isolation_level``, ``prepare_engine``,
   ``client_connect_args``, ``connection_label``, ``begin_transaction``,
   ``check_own_transaction``, ``limit_statement_time``, ``clear_statement_time``.
-- Clock and time arithmetic: ``now``, ``server_now``, ``add_ms``,
+- Clock and time arithmetic: ``now``, ``lock_time``, ``server_now``, ``add_ms``,
   ``ms_between``, ``clock_offset_ms`` (set by tests only).
 - Statements: ``has_any_flag``, ``upsert``, ``insert_skipping_conflicts``,
   ``skip_insert_returns_ids``, ``new_uuid``, ``writes_in_ctes``.

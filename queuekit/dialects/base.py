@@ -149,10 +149,26 @@ class DialectSupport:
 
     def now(self) -> ColumnElement[datetime]:
         """The database clock every statement reads (see :attr:`clock_offset_ms`)."""
+        return self._on_test_clock(self.server_now())
+
+    def lock_time(self) -> ColumnElement[datetime]:
+        """The moment a claim's row locks are taken, written as ``locked_at``.
+
+        A claim statement that meets a row another transaction is releasing
+        takes it once that transaction commits; its lock time must then come
+        after the release, or a named queue's history shows two attempts
+        overlapping. Where a claim is one statement that can meet such rows
+        (PostgreSQL), this is the clock when the row is written, not when
+        the statement began; elsewhere :meth:`now`.
+        """
+        return self.now()
+
+    def _on_test_clock(self, moment: ColumnElement[datetime]) -> ColumnElement[datetime]:
+        """``moment`` moved by :attr:`clock_offset_ms` when a test set it."""
         if self.clock_offset_ms is None:
-            return self.server_now()
+            return moment
         offset = bindparam(None, callable_=self.clock_offset_ms, type_=BigInteger())
-        return self.add_ms(self.server_now(), offset)
+        return self.add_ms(moment, offset)
 
     def server_now(self) -> ColumnElement[datetime]:
         """The database server's current time, as stored in UTCDateTime columns."""

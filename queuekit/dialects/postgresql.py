@@ -128,6 +128,11 @@ class PostgreSQLSupport(OnConflictSupport):
         # transaction start, so long caller transactions still see fresh time.
         return func.statement_timestamp(type_=UTCDateTime())
 
+    def lock_time(self) -> ColumnElement[datetime]:
+        # clock_timestamp(): read when the row is written, after any row lock
+        # the statement waited for (statement_timestamp() is its start).
+        return self._on_test_clock(func.clock_timestamp(type_=UTCDateTime()))
+
     def add_ms(
         self, moment: ColumnElement[datetime], milliseconds: ColumnElement[int] | int
     ) -> ColumnElement[datetime]:

@@ -247,7 +247,7 @@ class ClaimStatements(RepositoryBase):
         """What a claim sets on the jobs it locks (``ids``: where the database makes no uuid)."""
         now = self.dialect.now()
         return {
-            "locked_at": now,
+            "locked_at": self.dialect.lock_time(),
             "locked_by": worker_id,
             "correlation_id": self._new_correlations(ids or ()),
             "attempts": jobs.c.attempts + 1,

@@ -16,7 +16,7 @@ FROM queuekit_job_queues
 WHERE queuekit_job_queues.queue_name IN (SELECT candidates.queue_name 
 FROM candidates) AND queuekit_job_queues.locked_at IS NULL FOR UPDATE SKIP LOCKED), 
 locked AS 
-(UPDATE queuekit_jobs SET attempts=(queuekit_jobs.attempts + %(attempts_1)s::INTEGER), updated_at=statement_timestamp(), locked_at=statement_timestamp(), locked_by=%(claim_worker)s::VARCHAR, correlation_id=gen_random_uuid(), revision=(queuekit_jobs.revision + %(revision_1)s::INTEGER) WHERE queuekit_jobs.id IN (SELECT chosen.id 
+(UPDATE queuekit_jobs SET attempts=(queuekit_jobs.attempts + %(attempts_1)s::INTEGER), updated_at=statement_timestamp(), locked_at=clock_timestamp(), locked_by=%(claim_worker)s::VARCHAR, correlation_id=gen_random_uuid(), revision=(queuekit_jobs.revision + %(revision_1)s::INTEGER) WHERE queuekit_jobs.id IN (SELECT chosen.id 
 FROM (SELECT first_jobs.id AS id 
 FROM (SELECT open_jobs.id AS id, open_jobs.queue_name AS queue_name, count(open_jobs.queue_name) OVER (ORDER BY open_jobs.priority, open_jobs.run_at, open_jobs.id) AS queued 
 FROM (SELECT candidates.priority AS priority, candidates.run_at AS run_at, candidates.id AS id, candidates.queue_name AS queue_name, row_number() OVER (PARTITION BY candidates.queue_name ORDER BY candidates.priority, candidates.run_at, candidates.id) AS in_queue 
