@@ -141,19 +141,12 @@ class Fetcher:
     def _accept(self, jobs: list[Job], wanted: int, max_queued: int) -> None:
         state = self.state
         with state.lock:
-            state.stats.claimed += len(jobs)
-            for job in jobs:
-                assert job.correlation_id is not None
-                state.held[job.correlation_id] = job
+            state.hold(jobs)
             state.ready.extend(jobs)
             if jobs:
                 self._dispatch()
             state.note_claim(jobs, wanted, max_queued)
-            if not jobs:
-                return
-        if self.reporter.wants("job/claimed"):
-            for job in jobs:
-                self.reporter.emit("job/claimed", state.job_data(job))
+        self.reporter.claimed(jobs)
 
     def _release_orphans(self) -> None:
         """Release jobs our worker id holds that we do not know (a claim answer was lost)."""

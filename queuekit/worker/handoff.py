@@ -59,8 +59,7 @@ class Handoff:
         slots = max(0, min(kept, state.claimable_slots() + kept))
         if not slots:
             return Plan(0, 0, 0)
-        startable = max(0, state.claimable_slots() - len(state.ready))
-        return Plan(slots, self._wanted(), startable)
+        return Plan(slots, self._wanted(), state.startable())
 
     def settle(self, outcomes: list[Outcome], plan: Plan) -> tuple[list[FinishedJob], list[Job]]:
         """Record ``outcomes`` and claim as ``plan`` says, in one transaction."""
@@ -89,10 +88,7 @@ class Handoff:
         state = self.state
         if claimed and state.stopping:
             return claimed  # the shutdown already took the buffer: give these back
-        state.stats.claimed += len(claimed)
-        for job in claimed:
-            assert job.correlation_id is not None
-            state.held[job.correlation_id] = job
+        state.hold(claimed)
         queued = [job for job in claimed if job.queue_name is not None]
         plain = [job for job in claimed if job.queue_name is None]
         state.ready.extendleft(reversed(queued + plain))
@@ -104,10 +100,7 @@ class Handoff:
         """Emit ``job/claimed`` for the jobs taken in; give back the refused (lock not held)."""
         if refused:
             self._release(refused)
-        if self.reporter.wants("job/claimed"):
-            for job in claimed:
-                if job not in refused:
-                    self.reporter.emit("job/claimed", self.state.job_data(job))
+        self.reporter.claimed([job for job in claimed if job not in refused])
 
 
 class Plan(NamedTuple):

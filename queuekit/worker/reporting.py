@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from queuekit.repository import Outcome
+from queuekit.types import Job
 from queuekit.worker.state import WorkerState, log
 
 
@@ -22,6 +23,12 @@ class Reporter:
     def wants(self, name: str) -> bool:
         """Whether anyone listens to ``name`` (hot paths skip building unwanted data)."""
         return self.state.events.wants(name)
+
+    def claimed(self, jobs: list[Job]) -> None:
+        """Emit ``job/claimed`` for each of ``jobs`` (lock not held)."""
+        if self.wants("job/claimed"):
+            for job in jobs:
+                self.emit("job/claimed", self.state.job_data(job))
 
     def bookkeeping_error(self, cause: str, error: BaseException) -> None:
         """A worker's own error (never a task's): logged, counted, emitted."""

@@ -229,6 +229,13 @@ class WorkerState:
         """Slots free for a claimed job now: claimable, less the jobs waiting to start."""
         return max(0, self.claimable_slots() - len(self.ready))
 
+    def hold(self, claimed: list[Job]) -> None:
+        """Count and hold jobs just claimed, by their claim id (call with the lock held)."""
+        self.stats.claimed += len(claimed)
+        for job in claimed:
+            assert job.correlation_id is not None
+            self.held[job.correlation_id] = job
+
     def note_claim(self, claimed: list[Job], asked: int, max_queued: int | None) -> None:
         """Mark the worker dry after a short claim, telling a cap on named-queue jobs apart.
 
