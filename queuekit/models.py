@@ -50,6 +50,11 @@ NAME_LENGTH = 255
 #: 65,535 bytes, so four bytes per character must still fit.
 TEXT_LENGTH = 16_000
 
+#: The order workers claim jobs in (and the claim index's columns): the
+#: lowest priority number first, then the earliest ``run_at``, then the
+#: oldest id.
+CLAIM_ORDER = ("priority", "run_at", "id")
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as UTC and always read back timezone-aware.
@@ -206,9 +211,7 @@ class JobRow(Base):
         # are left out of it on the dialects that support partial indexes.
         Index(
             "ix_queuekit_jobs_claim",
-            "priority",
-            "run_at",
-            "id",
+            *CLAIM_ORDER,
             postgresql_where=_AVAILABLE,
             sqlite_where=_AVAILABLE,
         ),
@@ -383,6 +386,16 @@ job_history = cast(Table, JobHistoryRow.__table__)
 rate_limits = cast(Table, RateLimitRow.__table__)
 known_crontabs = cast(Table, KnownCrontabRow.__table__)
 workers = cast(Table, WorkerRow.__table__)
+
+
+def claim_order(columns: Any) -> tuple[ColumnElement[Any], ...]:
+    """The claim-order columns of ``columns`` (a table's or a subquery's ``.c``)."""
+    return tuple(columns[name] for name in CLAIM_ORDER)
+
+
+def claim_key(job: Any) -> tuple[Any, ...]:
+    """A job's (or a candidate row's) place in claim order, for sorting in Python."""
+    return tuple(getattr(job, name) for name in CLAIM_ORDER)
 
 
 def job_status_is(status: JobStatus) -> ColumnElement[bool]:

@@ -17,20 +17,11 @@ from sqlalchemy import (
     update,
 )
 
-from queuekit.models import (
-    job_history,
-    job_queues,
-    jobs,
-    rate_limits,
-)
+from queuekit.models import claim_key, job_history, job_queues, jobs, rate_limits
 from queuekit.repository.base import CLAIM_ROUNDS
 from queuekit.repository.claim_statements import ClaimStatements
-from queuekit.rows import (
-    job_from_row,
-)
-from queuekit.types import (
-    Job,
-)
+from queuekit.rows import job_from_row
+from queuekit.types import Job
 
 
 class Claim(ClaimStatements):
@@ -158,16 +149,14 @@ class Claim(ClaimStatements):
         self._spend_tokens(conn, buckets, spent)
         if not chosen:
             return []
-        later = sorted(
-            (c for c in chosen if c.id not in earlier), key=lambda c: (c.priority, c.run_at, c.id)
-        )
+        later = sorted((c for c in chosen if c.id not in earlier), key=claim_key)
         if not later:
             return list(earlier.values())
         queues = taken_queues - {job.queue_name for job in earlier.values()}
         claimed = list(earlier.values()) + self._lock_jobs(
             conn, worker_id, later, queues, retention_ms
         )
-        return sorted(claimed, key=lambda job: (job.priority, job.run_at, job.id))
+        return sorted(claimed, key=claim_key)
 
     def claim_plain_jobs(
         self,

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 
-from queuekit.models import job_history, job_queues, jobs, rate_limits
+from queuekit.models import claim_order, job_history, job_queues, jobs, rate_limits
 from queuekit.models import task_identifiers as task_table
 from queuekit.repository.base import RepositoryBase, chunks
 
@@ -120,7 +120,7 @@ class ClaimStatements(RepositoryBase):
         retention = bindparam("claim_retention_ms", type_=BigInteger())
         answer = (
             select(both)
-            .order_by(both.c.priority, both.c.run_at, both.c.id)
+            .order_by(*claim_order(both.c))
             .add_cte(self._opened_history(locked, retention))
             .add_cte(lock_queues.cte("locked_queues"))
         )
@@ -135,7 +135,7 @@ class ClaimStatements(RepositoryBase):
         order; and named-queue jobs only up to ``max_queued``, counted in
         claim order.
         """
-        order = (found.c.priority, found.c.run_at, found.c.id)
+        order = claim_order(found.c)
         open_jobs = (
             select(
                 *order,
@@ -154,7 +154,7 @@ class ClaimStatements(RepositoryBase):
                 open_jobs.c.id,
                 open_jobs.c.queue_name,
                 func.count(open_jobs.c.queue_name)
-                .over(order_by=(open_jobs.c.priority, open_jobs.c.run_at, open_jobs.c.id))
+                .over(order_by=claim_order(open_jobs.c))
                 .label("queued"),
             )
             .where(or_(open_jobs.c.queue_name.is_(None), open_jobs.c.in_queue == 1))
@@ -228,7 +228,7 @@ class ClaimStatements(RepositoryBase):
                 jobs.c.id, jobs.c.queue_name, jobs.c.rate_limit_key, jobs.c.priority, jobs.c.run_at
             )
             .where(condition)
-            .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
+            .order_by(*claim_order(jobs.c))
             .limit(limit)
             .with_for_update(skip_locked=True, of=jobs)
         )

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 
 from queuekit.models import (
+    claim_order,
     job_history,
     job_queues,
     job_status_is,
@@ -64,12 +65,7 @@ class Reading(RepositoryBase):
             conditions.append(jobs.c.task_identifier == task_identifier)
         if queue_name is not None:
             conditions.append(jobs.c.queue_name == queue_name)
-        statement = (
-            select(jobs)
-            .where(*conditions)
-            .order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id)
-            .limit(limit)
-        )
+        statement = select(jobs).where(*conditions).order_by(*claim_order(jobs.c)).limit(limit)
         return [job_from_row(row) for row in self.run(conn, statement)]
 
     def job_history(self, conn: Connection, job_id: uuid.UUID) -> list[HistoryRecord]:
