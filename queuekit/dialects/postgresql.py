@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -282,7 +283,7 @@ def _due_in(payload: str) -> float:
         seconds = float(payload)
     except ValueError:
         return 0.0
-    return seconds if seconds > 0 else 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 class PostgreSQLListener:

@@ -33,9 +33,14 @@ class WakeUps:
         self._times: list[float] = []
 
     def add(self, moment: float) -> None:
-        """Remember ``moment`` (dropped when the list is full: polling finds those jobs)."""
+        """Remember ``moment``; when full, the soonest are kept (polling finds the others)."""
         if len(self._times) < MAX_WAKE_UPS:
             heapq.heappush(self._times, moment)
+            return
+        latest = max(range(len(self._times)), key=self._times.__getitem__)
+        if moment < self._times[latest]:
+            self._times[latest] = moment
+            heapq.heapify(self._times)
 
     def wait_limit(self, now: float, tick: float) -> float:
         """How long to wait for notifications before the next wake-up is due (at most ``tick``)."""
