@@ -107,12 +107,33 @@ def result_stands(_conn: Connection, _result: object) -> bool:
     return True
 
 
-class _NotCommitted(Exception):
-    """Internal: a transaction whose COMMIT was lost turned out not to have committed."""
+class _Retry(Exception):
+    """Internal: an attempt that failed in a way worth repeating (``error`` says how)."""
 
     def __init__(self, error: sa_exc.DBAPIError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class _NotCommitted(_Retry):
+    """Internal: a transaction whose COMMIT was lost turned out not to have committed."""
+
+
+def _retried(once: Callable[[], T]) -> T:
+    """Call ``once`` until it returns, up to TRANSIENT_ATTEMPTS times, pausing between tries.
+
+    ``once`` raises :class:`_Retry` for a failure worth another try; the last
+    such failure is raised as its own error.
+    """
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return once()
+        except _Retry as failed:
+            if attempt == TRANSIENT_ATTEMPTS:
+                raise failed.error from None
+            log.debug("retrying after a transient database error: %s", failed.error.orig)
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 class Transactions:
@@ -159,20 +180,16 @@ class Transactions:
             if session is not None:
                 return work(caller_connection(session))
             self.check(self.engine)
-            for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+
+            def once() -> T:
                 try:
                     return self._once(work, confirm)
-                except _NotCommitted as lost:
-                    failed = lost.error  # the data shows the lost COMMIT did not land
                 except sa_exc.DBAPIError as error:
                     if not is_transient(error):
                         raise
-                    failed = error
-                if attempt == TRANSIENT_ATTEMPTS:
-                    raise failed
-                log.debug("retrying after a transient database error: %s", failed.orig)
-                time.sleep(random.uniform(0.005, 0.05) * attempt)
-            raise AssertionError("unreachable")
+                    raise _Retry(error) from error
+
+            return _retried(once)
 
     def run_alone(self, work: Callable[[Connection], T]) -> T:
         """Run ``work``, one statement, in autocommit: the statement commits by itself.
@@ -187,7 +204,8 @@ class Transactions:
         """
         with translate_db_errors():
             self.check(self.engine)
-            for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+
+            def once() -> T:
                 started = False
                 try:
                     with self.engine.connect() as conn:
@@ -198,11 +216,9 @@ class Transactions:
                     # Failing to connect is retried like any transient error.
                     if (started and is_connection_lost(error)) or not is_transient(error):
                         raise
-                    if attempt == TRANSIENT_ATTEMPTS:
-                        raise
-                    log.debug("retrying after a transient database error: %s", error.orig)
-                    time.sleep(random.uniform(0.005, 0.05) * attempt)
-            raise AssertionError("unreachable")
+                    raise _Retry(error) from error
+
+            return _retried(once)
 
     def _once(self, work: Callable[[Connection], T], confirm: Confirm[T] | None) -> T:
         """One own transaction; an unknown COMMIT outcome is settled or raised."""
