@@ -97,7 +97,7 @@ class JobManager(Claims, Administration, Inspection, Control, Support):
             parse_duration(schema_cache_ttl).total_seconds(), formats=validate_formats
         )
         self._known_rate_limits: set[str] = set()
-        self._rounds = set()
+        self._filters_needing_rounds = set()
         self.lessons = Lessons(self._committed)
         self._lock = threading.Lock()
         if check_schema:

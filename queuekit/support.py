@@ -35,7 +35,7 @@ class Support(ManagerPart):
     retry: RetryPolicy
     get_jobs: Callable[..., list[Job]]  # JobManager's (Claims)
     #: Worker filters whose last claim took jobs of named queues or rate-limit keys.
-    _rounds: set[tuple[tuple[str, ...] | None, tuple[str, ...]]]
+    _filters_needing_rounds: set[tuple[tuple[str, ...] | None, tuple[str, ...]]]
 
     def add_jobs(self, specs: Sequence[JobSpec], *, session: SessionLike = None) -> list[Job]:
         raise NotImplementedError  # JobManager validates and enqueues
@@ -76,7 +76,7 @@ class Support(ManagerPart):
         alone = repository.dialect.writes_in_ctes and batch_size > 0
         alone = alone and (task_identifiers is None or len(task_identifiers) > 0)
         earlier: list[Job] = []
-        if alone and filters not in self._rounds:
+        if alone and filters not in self._filters_needing_rounds:
             retention_ms = duration_ms(history_retention, name="history_retention")
             earlier, whole = self.transactions.run_alone(
                 lambda conn: repository.claim_plain_jobs(
@@ -104,9 +104,9 @@ class Support(ManagerPart):
             max_queued=None if max_queued is None else max(0, max_queued - queued),
         )
         if any(job.queue_name is not None or job.rate_limit_key is not None for job in jobs):
-            self._rounds.add(filters)
+            self._filters_needing_rounds.add(filters)
         else:
-            self._rounds.discard(filters)
+            self._filters_needing_rounds.discard(filters)
         return earlier + jobs
 
     def claimable_job_ids(
