@@ -392,6 +392,15 @@ def test_statement_timeout_cancels_slow_reads(
         next(urls, None)
 
 
+def test_dashboard_reads_go_through_indexes_on_postgresql(pg_manager: JobManager) -> None:
+    """The capped counts' plans must not flip to sequential scans on statistics."""
+    reads = queries.Queries(pg_manager, ResultCache(0))
+    show = sa.text("SHOW enable_seqscan")
+    assert reads.read("plan", lambda conn: conn.execute(show).scalar()) == "off"
+    with pg_manager.engine.connect() as conn:  # only for the dashboard's transaction
+        assert conn.execute(show).scalar() == "on"
+
+
 def test_no_authorize_no_dashboard(clean_manager: JobManager) -> None:
     from queuekit.web import wsgi_app
 

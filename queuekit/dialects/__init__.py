@@ -10,7 +10,8 @@ all dialects. The members of ``DialectSupport``, by what they are for:
 - Server: ``name``, ``minimum_version``.
 - Connections and transactions: ``isolation_level``, ``prepare_engine``,
   ``client_connect_args``, ``connection_label``, ``begin_transaction``,
-  ``check_own_transaction``, ``limit_statement_time``, ``clear_statement_time``.
+  ``check_own_transaction``, ``limit_statement_time``, ``prefer_index_reads``,
+  ``clear_statement_time``.
 - Clock and time arithmetic: ``now``, ``lock_time``, ``server_now``, ``add_ms``,
   ``ms_between``, ``clock_offset_ms`` (set by tests only).
 - Statements: ``has_any_flag``, ``upsert``, ``insert_skipping_conflicts``,

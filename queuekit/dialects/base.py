@@ -125,6 +125,17 @@ class DialectSupport:
         The default does nothing (SQLite is a local file with no server to protect).
         """
 
+    def prefer_index_reads(self, connection: Connection) -> None:
+        """Have the planner read through an index wherever one serves, for this transaction.
+
+        The dashboard's capped counts (``LIMIT 10,001``) look cheap to a
+        planner as sequential scans that stop early whenever it guesses many
+        rows match (a comparison of two columns is always guessed at a third),
+        and which plan it picks then flips with small changes in statistics.
+        Its reads are all meant to go through indexes; where the planner can
+        be told so, they do. The default does nothing.
+        """
+
     def clear_statement_time(self, connection: Connection) -> None:
         """Undo :meth:`limit_statement_time` where it outlives the transaction."""
 

@@ -146,6 +146,10 @@ class PostgreSQLSupport(OnConflictSupport):
         # set_config(..., true) is SET LOCAL: it ends with the transaction, pooler-safe.
         connection.execute(select(func.set_config("statement_timeout", str(milliseconds), True)))
 
+    def prefer_index_reads(self, connection: Connection) -> None:
+        # SET LOCAL as above; a relation with no usable index is still scanned.
+        connection.execute(select(func.set_config("enable_seqscan", "off", True)))
+
     def ms_between(
         self, start: ColumnElement[datetime], end: ColumnElement[datetime]
     ) -> ColumnElement[int]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from queuekit.dialects.base import DialectSupport
 from queuekit.errors import translate_db_errors
 from queuekit.manager import JobManager
 from queuekit.models import (
@@ -66,6 +67,13 @@ WINDOWS: dict[str, tuple[timedelta, timedelta]] = {
 DEFAULT_WINDOW = "1h"
 #: The job states the dashboard shows: due now, due later, running, out of attempts.
 JOB_STATES = ("waiting", "scheduled", "running", "exhausted")
+
+
+def prepare_read(dialect: DialectSupport, conn: Connection) -> None:
+    """Set up a dashboard read transaction: begun, time-limited, reading through indexes."""
+    dialect.begin_transaction(conn)
+    dialect.limit_statement_time(conn, STATEMENT_TIMEOUT_MS)
+    dialect.prefer_index_reads(conn)
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,7 @@ class Queries:
             with translate_db_errors(), self.manager.engine.connect() as conn:
                 try:
                     with conn.begin():
-                        dialect.begin_transaction(conn)
-                        dialect.limit_statement_time(conn, STATEMENT_TIMEOUT_MS)
+                        prepare_read(dialect, conn)
                         return work(conn)
                 finally:
                     if conn.invalidated is False:
