@@ -28,7 +28,6 @@ from sqlalchemy import (
     column,
     text,
 )
-from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import ColumnElement
@@ -68,7 +67,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -89,9 +90,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-JSONDocument = JSON(none_as_null=True).with_variant(
-    postgresql.JSONB(none_as_null=True), "postgresql"
-)
+class JSONDocument(TypeDecorator[Any]):
+    """A JSON document: JSONB on PostgreSQL, the dialect's JSON type elsewhere.
+
+    Python ``None`` is stored as SQL NULL. The dialect's type is chosen when a
+    dialect asks for it, so defining the tables imports no dialect's module
+    (a command-line call on SQLite never loads PostgreSQL's or MySQL's).
+    """
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
 
 
 def exact_collation(dialect: Dialect) -> str:
@@ -157,9 +172,9 @@ class NameString(TypeDecorator[str]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
-            exact = mysql.VARCHAR(
-                NAME_LENGTH, charset="utf8mb4", collation=exact_collation(dialect)
-            )
+            from sqlalchemy.dialects.mysql import VARCHAR
+
+            exact = VARCHAR(NAME_LENGTH, charset="utf8mb4", collation=exact_collation(dialect))
             return dialect.type_descriptor(exact)
         return dialect.type_descriptor(String(NAME_LENGTH))
 

@@ -25,7 +25,8 @@ except SystemExit:
     pass
 roots = sorted({name.split(".")[0] for name in sys.modules})
 queuekit = sorted(name for name in sys.modules if name.startswith("queuekit."))
-print(json.dumps({"roots": roots, "queuekit": queuekit}), file=sys.stderr)
+sqlalchemy = sorted(name for name in sys.modules if name.startswith("sqlalchemy."))
+print(json.dumps({"roots": roots, "queuekit": queuekit, "sqlalchemy": sqlalchemy}), file=sys.stderr)
 """
 
 
@@ -55,3 +56,8 @@ def test_add_on_sqlite_imports_only_what_enqueueing_needs(tmp_path: Path) -> Non
     assert not {"alembic", "jsonschema", "rich", "croniter"} & set(found["roots"])
     for module in ("queuekit.worker", "queuekit.cron", "queuekit.maintenance"):
         assert module not in found["queuekit"]
+    # Only the invoked command's module, and no other dialect's.
+    assert not {"queuekit.cli.admin", "queuekit.cli.running", "queuekit.cli.web"} & set(
+        found["queuekit"]
+    )
+    assert "sqlalchemy.dialects.mysql" not in found["sqlalchemy"]

@@ -18,6 +18,7 @@ line on stderr and an exit status that tells a script what went wrong:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import sys
@@ -145,8 +146,47 @@ def exit_status(error: BaseException) -> tuple[int, str]:
     return EXIT_FAILURE, f"unexpected {type(error).__name__}: {error}"
 
 
+#: The module of :mod:`queuekit.cli` that defines each top-level command. A
+#: command's module is imported when the command is invoked, so ``queuekit
+#: add`` loads neither the worker's nor the administration commands' code.
+COMMAND_MODULES = {
+    "add": "jobs",
+    "cancel": "control",
+    "db": "database",
+    "demo": "running",
+    "fail": "admin",
+    "gc": "maintenance",
+    "history": "jobs",
+    "jobs": "jobs",
+    "maintain": "maintenance",
+    "pause": "control",
+    "rate-limit": "admin",
+    "replay": "admin",
+    "reschedule": "admin",
+    "resume": "control",
+    "schema": "admin",
+    "stats": "jobs",
+    "unlock": "admin",
+    "web": "web",
+    "worker": "running",
+    "workers": "control",
+}
+
+
 class QueueKitGroup(click.Group):
-    """The root group: turns every failure into one stderr line and an exit status."""
+    """The root group: imports a command's module on first use; one stderr line per failure."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, its module imported first if need be."""
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"queuekit.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name (all command modules imported: this is for help)."""
+        load_commands()
+        return super().list_commands(ctx)
 
     def main(
         self,
@@ -391,6 +431,12 @@ def cli(
     state = State(url=database_url, schema=schema, json=as_json, pooler=pooler)
     ctx.obj = state
     ctx.call_on_close(state.close)
+
+
+def load_commands() -> None:
+    """Import every command module, so that the root group holds every command."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"queuekit.cli.{module}")
 
 
 def main() -> None:

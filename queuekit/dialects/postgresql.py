@@ -15,7 +15,6 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -44,7 +43,7 @@ from sqlalchemy.types import Interval, TypeEngine
 
 from queuekit.dialects.base import JsonText, Listener, first_preparation, on_each_connection
 from queuekit.dialects.on_conflict import OnConflictSupport
-from queuekit.models import UTCDateTime
+from queuekit.models import JSONDocument, UTCDateTime
 
 #: The channel workers LISTEN on; one notification per enqueue transaction.
 NOTIFY_CHANNEL = "queuekit_jobs"
@@ -248,7 +247,7 @@ class PostgreSQLSupport(OnConflictSupport):
         COPY has no SQLAlchemy construct; the statement is composed from
         quoted identifiers only. JSON columns are sent as JSONB.
         """
-        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSONDocument)}
         target = sql.Identifier(schema, table.name) if schema else sql.Identifier(table.name)
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             target, sql.SQL(", ").join(sql.Identifier(c) for c in columns)

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from queuekit.cli import cli
 from queuekit.cli.app import (
+    COMMAND_MODULES,
     DURATION,
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -27,6 +28,7 @@ from queuekit.cli.app import (
     JSON,
     TIME,
     exit_status,
+    load_commands,
     one_line,
 )
 from queuekit.errors import (
@@ -133,6 +135,7 @@ def test_every_command_has_help(tmp_path: Path) -> None:
                 found += walk(sub, [*path, name])
         return found
 
+    load_commands()
     paths = walk(cli, [])
     assert ["add"] in paths and ["db", "upgrade"] in paths
     runner = CliRunner()
@@ -170,3 +173,13 @@ def test_the_database_url_option_and_environment(tmp_path: Path) -> None:
     finally:
         del cli.commands["qk-unit-probe"]
     assert default == "sqlite:///queuekit.db"
+
+
+def test_each_command_is_found_in_the_module_the_root_group_imports_for_it() -> None:
+    load_commands()
+    defined = {
+        name: command.callback.__module__
+        for name, command in cli.commands.items()
+        if command.callback is not None and command.callback.__module__.startswith("queuekit.")
+    }
+    assert defined == {name: f"queuekit.cli.{module}" for name, module in COMMAND_MODULES.items()}
