@@ -41,9 +41,14 @@ if TYPE_CHECKING:
 #: Longest stored carrier: one whose ``tracestate`` or baggage makes it longer is cut to
 #: ``traceparent`` alone, so a host's large tracestate never bloats every job row.
 MAX_CARRIER = 1024
-#: Parsed stored contexts kept for reuse (the cache is emptied when full).
+#: Origins of stored contexts kept for reuse (the cache is emptied when full).
 CONTEXT_CACHE = 4096
-_MISSING = object()
+
+#: Where an attempt's span comes from: its parent context (``"child"``) and its links (``"link"``).
+Origin = tuple[otel_context.Context | None, tuple[Link, ...]]
+NO_ORIGIN: Origin = (None, ())
+#: A ``process`` span's name and the attributes every attempt of its task (and queue) shares.
+ProcessStart = tuple[str, dict[str, AttributeValue]]
 
 
 class OpenTelemetryHooks:
@@ -61,7 +66,8 @@ class OpenTelemetryHooks:
         self.instruments = instruments
         self.child = span_relationship == "child"
         self.settle_spans = settle_spans
-        self._contexts: dict[tuple[tuple[str, str], ...], otel_context.Context | None] = {}
+        self._origins: dict[tuple[tuple[str, str], ...], Origin] = {}
+        self._starts: dict[tuple[str, str | None], ProcessStart] = {}
 
     # -- enqueue ------------------------------------------------------------------------
 
@@ -91,22 +97,51 @@ class OpenTelemetryHooks:
         """A ``process`` span around one attempt, current while its task runs."""
         return ProcessScope(self, job)
 
-    def stored_context(self, carrier: dict[str, str]) -> otel_context.Context | None:
-        """The context stored with a job, or None if it holds no valid span.
+    def origin(self, carrier: dict[str, str] | None) -> Origin:
+        """The parent context and links of an attempt whose job stored ``carrier``.
 
-        Jobs enqueued together share one carrier, so the parsed contexts of
-        recent carriers are kept (a few thousand at most).
+        Jobs enqueued together share one carrier, so the origins of recent
+        carriers are kept (a few thousand at most) and a batch's attempts
+        share one parsed context and one ``Link``.
         """
-        key = tuple(sorted(carrier.items()))
-        cached = self._contexts.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached  # type: ignore[return-value]
-        stored: otel_context.Context | None = propagate.extract(carrier)
+        if not carrier:
+            return NO_ORIGIN
+        key = tuple(carrier.items())
+        origin = self._origins.get(key)
+        if origin is None:
+            stored = self.stored_context(carrier)
+            if stored is None:
+                origin = NO_ORIGIN
+            elif self.child:
+                origin = (stored, ())
+            else:
+                origin = (None, (Link(trace.get_current_span(stored).get_span_context()),))
+            if len(self._origins) >= CONTEXT_CACHE:
+                self._origins.clear()
+            self._origins[key] = origin
+        return origin
+
+    def start(self, task_identifier: str, queue_name: str | None) -> ProcessStart:
+        """The ``process`` span's name and fixed attributes for a task (and named queue)."""
+        key = (task_identifier, queue_name)
+        start = self._starts.get(key)
+        if start is None:
+            attributes: dict[str, AttributeValue] = {
+                names.MESSAGING_SYSTEM: names.SYSTEM,
+                names.OPERATION_NAME: "process",
+                names.OPERATION_TYPE: "process",
+                names.DESTINATION: task_identifier,
+            }
+            if queue_name is not None:
+                attributes[names.QUEUE_NAME] = queue_name
+            start = self._starts.setdefault(key, (f"process {task_identifier}", attributes))
+        return start
+
+    def stored_context(self, carrier: dict[str, str]) -> otel_context.Context | None:
+        """The context stored with a job, or None if it holds no valid span."""
+        stored: otel_context.Context = propagate.extract(carrier)
         if not trace.get_current_span(stored).get_span_context().is_valid:
-            stored = None
-        if len(self._contexts) >= CONTEXT_CACHE:
-            self._contexts.clear()
-        self._contexts[key] = stored
+            return None
         return stored
 
     @contextmanager
@@ -177,33 +212,16 @@ class ProcessScope:
     def __enter__(self) -> ProcessScope:
         job = self.job
         hooks = self.hooks
-        parent = None
-        links = None
-        if job.trace_context:
-            stored = hooks.stored_context(job.trace_context)
-            if stored is not None:
-                if hooks.child:
-                    parent = stored
-                else:
-                    links = [Link(trace.get_current_span(stored).get_span_context())]
-        attributes: dict[str, AttributeValue] = {
-            names.MESSAGING_SYSTEM: names.SYSTEM,
-            names.OPERATION_NAME: "process",
-            names.OPERATION_TYPE: "process",
-            names.DESTINATION: job.task_identifier,
-            names.MESSAGE_ID: str(job.id),
-            names.ATTEMPT: job.attempts,
-        }
-        if job.queue_name is not None:
-            attributes[names.QUEUE_NAME] = job.queue_name
-        self.span = hooks.tracer.start_span(
-            f"process {job.task_identifier}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes=attributes,
+        parent, links = hooks.origin(job.trace_context)
+        name, fixed = hooks.start(job.task_identifier, job.queue_name)
+        attributes = fixed.copy()
+        attributes[names.MESSAGE_ID] = str(job.id)
+        attributes[names.ATTEMPT] = job.attempts
+        span = hooks.tracer.start_span(
+            name, context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
         )
-        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        self.span = span
+        self.token = otel_context.attach(trace.set_span_in_context(span))
         return self
 
     def finished(self, outcome: Outcome) -> None:

@@ -94,30 +94,42 @@ class Instruments:
 
     def claimed(self, jobs: Sequence[Job]) -> None:
         """Queue time of each claimed job: claim time minus due time, both database clock."""
+        record = self.queue_time.record
+        task = self.task
         for job in jobs:
-            if job.locked_at is None:
-                continue
-            waited = max(0.0, (job.locked_at - job.run_at).total_seconds())
-            self.queue_time.record(waited, self.task(job.task_identifier))
+            if job.locked_at is not None:
+                record(
+                    max(0.0, (job.locked_at - job.run_at).total_seconds()),
+                    task(job.task_identifier),
+                )
 
     def settled(self, finished: Sequence[FinishedJob]) -> None:
-        """Count recorded outcomes (one ``add`` per task and outcome) and their durations."""
-        counts: dict[tuple[str, str], int] = {}
+        """Count recorded outcomes and record their durations, grouped per task and outcome.
+
+        One ``add`` per counter and attribute set; the durations of a group are
+        recorded one by one (a histogram takes one value a call) under the
+        group's one attribute dict.
+        """
+        durations: dict[tuple[str, str], list[int]] = {}
         exhausted: dict[str, int] = {}
-        record = self.attempt_duration.record
         for done in finished:
             outcome = done.outcome
             task = outcome.job.task_identifier
-            key = (task, outcome.kind)
-            counts[key] = counts.get(key, 0) + 1
+            group = durations.get((task, outcome.kind))
+            if group is None:
+                group = durations[task, outcome.kind] = []
+            group.append(outcome.execution_time_ms)
             if done.exhausted:
                 exhausted[task] = exhausted.get(task, 0) + 1
-            record(outcome.execution_time_ms / 1000.0, self.task_outcome(*key))
-        for (task, kind), n in counts.items():
+        record = self.attempt_duration.record
+        for (task, kind), group in durations.items():
+            attributes = self.task_outcome(task, kind)
+            for ms in group:
+                record(ms / 1000.0, attributes)
             if kind == "completed":
-                self.completed.add(n, self.task(task))
+                self.completed.add(len(group), self.task(task))
             else:
-                self.failed.add(n, self.task_outcome(task, kind))
+                self.failed.add(len(group), attributes)
         for task, n in exhausted.items():
             self.exhausted.add(n, self.task(task))
 
