@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 #: Longest stored carrier: one whose ``tracestate`` or baggage makes it longer is cut to
 #: ``traceparent`` alone, so a host's large tracestate never bloats every job row.
 MAX_CARRIER = 1024
-#: Origins of stored contexts kept for reuse (the cache is emptied when full).
-CONTEXT_CACHE = 4096
+#: Entries each of the hooks' caches keeps for reuse (a cache is emptied when full:
+#: named queues and stored contexts are as many as the application makes).
+CACHE_SIZE = 4096
 
 #: Where an attempt's span comes from: its parent context (``"child"``) and its links (``"link"``).
 Origin = tuple[otel_context.Context | None, tuple[Link, ...]]
@@ -116,7 +117,7 @@ class OpenTelemetryHooks:
                 origin = (stored, ())
             else:
                 origin = (None, (Link(trace.get_current_span(stored).get_span_context()),))
-            if len(self._origins) >= CONTEXT_CACHE:
+            if len(self._origins) >= CACHE_SIZE:
                 self._origins.clear()
             self._origins[key] = origin
         return origin
@@ -134,6 +135,8 @@ class OpenTelemetryHooks:
             }
             if queue_name is not None:
                 attributes[names.QUEUE_NAME] = queue_name
+            if len(self._starts) >= CACHE_SIZE:
+                self._starts.clear()
             start = self._starts.setdefault(key, (f"process {task_identifier}", attributes))
         return start
 
