@@ -40,8 +40,12 @@ class ManagerPart:
         return self.transactions.run(session, work, confirm=confirm)
 
     def _read(self, session: SessionLike, work: Callable[[Connection], T]) -> T:
-        """Run work that writes nothing (a lost COMMIT cannot matter to it)."""
-        return self.transactions.run(session, work, confirm=result_stands)
+        """Run work that writes nothing (a lost COMMIT cannot matter to it).
+
+        On SQLite it reads its snapshot without taking the write lock, so a
+        read never waits for writers (a busy worker could hold it for seconds).
+        """
+        return self.transactions.run(session, work, confirm=result_stands, reading=True)
 
     def _enqueue(
         self,

@@ -159,10 +159,16 @@ class Transactions:
         self.check = check
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A connection in a new transaction, committed on success."""
+    def begin(self, *, reading: bool = False) -> Iterator[Connection]:
+        """A connection in a new transaction, committed on success.
+
+        A ``reading`` transaction (work that writes nothing) is not marked as
+        queuekit's own: on SQLite it stays deferred and reads its WAL snapshot
+        without the write lock, instead of queueing behind every writer.
+        """
         with self.engine.connect() as conn:
-            conn.execution_options(**{OWN_TRANSACTION: True})
+            if not reading:
+                conn.execution_options(**{OWN_TRANSACTION: True})
             with conn.begin():
                 self.on_begin(conn)
                 yield conn
@@ -173,8 +179,12 @@ class Transactions:
         work: Callable[[Connection], T],
         *,
         confirm: Confirm[T] | None = None,
+        reading: bool = False,
     ) -> T:
-        """Run ``work`` in the caller's transaction, or in our own (retried when safe)."""
+        """Run ``work`` in the caller's transaction, or in our own (retried when safe).
+
+        ``reading``: the work writes nothing (see :meth:`begin`).
+        """
         check_session(session)
         with translate_db_errors():
             if session is not None:
@@ -183,7 +193,7 @@ class Transactions:
 
             def once() -> T:
                 try:
-                    return self._once(work, confirm)
+                    return self._once(work, confirm, reading)
                 except sa_exc.DBAPIError as error:
                     if not is_transient(error):
                         raise
@@ -220,11 +230,13 @@ class Transactions:
 
             return _retried(once)
 
-    def _once(self, work: Callable[[Connection], T], confirm: Confirm[T] | None) -> T:
+    def _once(
+        self, work: Callable[[Connection], T], confirm: Confirm[T] | None, reading: bool
+    ) -> T:
         """One own transaction; an unknown COMMIT outcome is settled or raised."""
         committing = False
         try:
-            with self.begin() as conn:
+            with self.begin(reading=reading) as conn:
                 result = work(conn)
                 committing = True  # leaving the block sends COMMIT
         except sa_exc.DBAPIError as failed:

@@ -100,12 +100,12 @@ class SQLiteSupport(OnConflictSupport):
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
             # With the driver's own transaction handling off, every transaction
-            # begins here. queuekit's own transactions take the write lock up
-            # front: a deferred transaction that reads and then writes can fail
-            # at once with SQLITE_BUSY when another writer got in between, while
-            # BEGIN IMMEDIATE makes writers queue on the busy timeout instead.
-            # The application's transactions stay deferred, so its readers never
-            # wait for a writer (WAL).
+            # begins here. queuekit's own writing transactions take the write
+            # lock up front: a deferred transaction that reads and then writes
+            # can fail at once with SQLITE_BUSY when another writer got in
+            # between, while BEGIN IMMEDIATE makes writers queue on the busy
+            # timeout instead. queuekit's reads and the application's
+            # transactions stay deferred, so readers never wait for a writer (WAL).
             dbapi_connection = connection.connection.dbapi_connection
             if isinstance(dbapi_connection, sqlite3.Connection) and (
                 dbapi_connection.isolation_level is not None or dbapi_connection.in_transaction
