@@ -164,6 +164,7 @@ def run(dialect: str, url: str) -> list[Measurement]:
             f"same at {little}",
             small["stats"],
             lower_is_better=True,
+            target=1.5,
         ),
         Measurement(
             f"stats() at {big} jobs",
