@@ -99,8 +99,7 @@ def queuekit_pass(url: str, payloads: list[dict[str, Any]], task: Callable[..., 
 
 
 def sdk_providers() -> tuple[Any, Any]:
-    """The benchmark's tracer and meter providers: every span sampled and batched to an
-    exporter that drops it, metrics kept in memory."""
+    """The benchmark's SDK providers: spans all sampled, batched, dropped; metrics in memory."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
